@@ -1,0 +1,341 @@
+"""Progressive label refinement (paper §2.3 and Fig. 3), the training loop and the command line.
+
+round 0     train each network on the labelled source (TrainData), keep each one's best
+            checkpoint on a held-out part of the source labels, average the networks'
+            probabilities on the target images, pseudo-label = probability >= threshold
+round 1..R  train the networks again on source labels plus pseudo-labelled target images
+            (each domain normalized with its own statistics), new pseudo-labels, ...
+The last round's masks (probability >= 0.5) are the submission.
+
+    python refine.py --demo                               # synthetic data, CPU-sized, < 5 min
+    python refine.py --data ./data --rounds 3 --out runs/paper   # the paper's recipe (GPU)
+"""
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import landslide as L
+from losses import segmentation_loss
+from models import MODELS, build_model
+
+# ----------------------------------------------------------------------------- defaults
+DEFAULTS = dict(
+    data=None, out=None, target='test', rounds=3,     # baseline round 0 + 3 refinement rounds
+    models='unet,resunet,attunet', width=64,          # the three-network ensemble
+    scale=4, batch_size=16, epochs=20, steps=0,       # 128 -> 512; steps 0: use epochs
+    lr=1e-3, weight_decay=1e-4, colour=0.1,
+    w_lovasz=1.0, w_ohem=1.0, ohem_thresh=0.7, ohem_min_kept=100_000,
+    threshold=0.7, ignore_uncertain=False, target_frac=None,
+    holdout=0.1, evals=10, separate_norm=True,
+    device='auto', seed=0, compile=False, log_every=5.0)
+# --demo: a small synthetic dataset and CPU-sized settings (any flag given still wins)
+DEMO = dict(width=8, scale=2, batch_size=8, steps=60, lr=3e-3, rounds=2, evals=3,
+            ohem_min_kept=4096, log_every=10.0)
+DEMO_DATA = dict(train=160, valid=0, test=60, shift=1.0)
+# flags that may change between runs in one --out without changing what is computed
+RESUMABLE = ('out', 'rounds', 'device', 'compile', 'log_every', 'force', 'demo')
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    a = ap.add_argument
+    a('--data', help='Landslide4Sense root (holds TrainData/ and ValidData/ or TestData/)')
+    a('--out', help='run folder (default runs/<timestamp>); rerun with the same --out to resume')
+    a('--target', choices=['test', 'valid'], help='target split to pseudo-label and predict')
+    a('--rounds', type=int, help='refinement rounds after the baseline round 0')
+    a('--models', help=f"comma-separated networks from {', '.join(MODELS)}")
+    a('--width', type=int, help='base width of every network')
+    a('--scale', type=int, help='scale promotion factor: 128 -> 128*scale before the network')
+    a('--batch-size', type=int)
+    a('--epochs', type=int, help="training length per network and round, in passes over that round's data")
+    a('--steps', type=int, help='training steps per network and round; overrides --epochs when > 0')
+    a('--lr', type=float, help='AdamW peak learning rate (poly decay to 0)')
+    a('--weight-decay', type=float)
+    a('--colour', type=float, help='colour perturbation strength on bands 0-11')
+    a('--w-lovasz', type=float, help='weight of the Lovász hinge')
+    a('--w-ohem', type=float, help='weight of the OHEM cross-entropy')
+    a('--ohem-thresh', type=float, help='OHEM keeps pixels whose true-class probability is below this')
+    a('--ohem-min-kept', type=int, help='...but at least this many pixels per batch')
+    a('--threshold', type=float, help='pseudo-label: target pixels with ensemble probability >= this are landslide')
+    a('--ignore-uncertain', action='store_true', default=None,
+      help='pixels with probability between 1-threshold and threshold are ignored, not background')
+    a('--target-frac', type=float, help='share of pseudo-labelled target patches per batch (default: by count)')
+    a('--holdout', type=float, help='share of source patches held out for model selection')
+    a('--evals', type=int, help='held-out evaluations per training (the best one is kept)')
+    a('--no-separate-norm', dest='separate_norm', action='store_false', default=None,
+      help='normalize every domain with the source statistics (ablation)')
+    a('--device', choices=['auto', 'cpu', 'cuda'])
+    a('--seed', type=int)
+    a('--compile', action='store_true', default=None, help='torch.compile the networks')
+    a('--log-every', type=float, help='seconds between progress lines')
+    a('--demo', action='store_true', help='generate a small synthetic dataset under --out and run CPU-sized')
+    a('--force', action='store_true', help='start over in an --out made by a different command')
+    given = {k: v for k, v in vars(ap.parse_args(argv)).items() if v is not None}
+    cfg = dict(DEFAULTS, **(DEMO if given.get('demo') else {}), **given)
+    cfg.setdefault('demo', False), cfg.setdefault('force', False)
+    return argparse.Namespace(**cfg)
+
+
+def check_args(c):
+    """Refuse nonsensical flags with one line. -> list of model names"""
+    names = [m for m in c.models.split(',') if m]
+    bad = [m for m in names if m not in MODELS]
+    problems = [
+        (c.rounds < 0, f'--rounds must be >= 0, got {c.rounds}'),
+        (not 0.5 < c.threshold < 1, f'--threshold must be in (0.5, 1), got {c.threshold}'),
+        (c.scale < 1, f'--scale must be a positive integer, got {c.scale}'),
+        (c.width < 1 or c.batch_size < 2, '--width must be >= 1 and --batch-size >= 2'),
+        (c.steps < 0 or c.epochs < 1 or c.evals < 1, '--steps must be >= 0, --epochs and --evals >= 1'),
+        (not c.lr > 0, f'--lr must be positive, got {c.lr}'),
+        (not 0 <= c.holdout < 1, f'--holdout must be in [0, 1), got {c.holdout}'),
+        (c.target_frac is not None and not 0 <= c.target_frac <= 1, '--target-frac must be in [0, 1]'),
+        (bool(bad), f"unknown model {', '.join(bad)} (choose from {', '.join(MODELS)})"),
+        (not names, '--models names no network'),
+        (c.device == 'cuda' and not torch.cuda.is_available(), '--device cuda but no CUDA device is available'),
+        (c.data is None and not c.demo, '--data is required (or --demo)')]
+    for bad_, msg in problems:
+        if bad_:
+            raise L.DataError(msg)
+    return names
+
+
+def check_out(c):
+    """--out must not lie inside --data and must be creatable; an --out made by another command
+    is refused unless --force."""
+    out, data = os.path.realpath(c.out), os.path.realpath(c.data)
+    if os.path.commonpath([out, data]) == data:
+        raise L.DataError(f'{c.out}: --out must not be inside --data ({c.data} is never written to)')
+    parent = out
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise L.DataError(f'{c.out}: cannot create the run folder here ({parent} is not a writable folder)')
+    cpath = os.path.join(c.out, 'config.json')
+    if os.path.exists(cpath) and not c.force:
+        old = json.load(open(cpath))
+        diff = sorted(k for k in set(old) | set(vars(c)) if k not in RESUMABLE and old.get(k) != vars(c).get(k))
+        if diff:
+            raise L.DataError(f"{cpath}: this run folder was made by a different command (differs in: "
+                              f"{', '.join('--' + k.replace('_', '-') for k in diff)}); use --force to start over")
+
+
+# ----------------------------------------------------------------------------- training
+
+def sample_batch(D, pseudo, c, g, dev):
+    """One augmented, scale-promoted training batch drawn from source (labels) and, after
+    round 0, target (pseudo-labels). -> x [B, 14, 128s, 128s] float, y [B, 128s, 128s] uint8"""
+    n_s, n_t = len(D['train_idx']), (0 if pseudo is None else len(pseudo))
+    frac = 0.0 if n_t == 0 else (c.target_frac if c.target_frac is not None else n_t / (n_s + n_t))
+    is_t = torch.rand(c.batch_size, generator=g) < frac
+    i_s = D['train_idx'][torch.randint(n_s, (c.batch_size,), generator=g)][~is_t]
+    i_t = torch.randint(max(n_t, 1), (c.batch_size,), generator=g)[is_t]
+    x = torch.cat([D['xs'][i_s.to(dev)], D['xt'][i_t.to(dev)]]).float()
+    y = torch.cat([D['ys'][i_s.to(dev)], pseudo[i_t.to(dev)] if n_t else D['ys'][:0]])
+    x, y = L.augment(x, y, g, c.colour)
+    x, y = L.promote(x, c.scale, y)
+    return x.contiguous(memory_format=torch.channels_last), y
+
+
+def train_one(name, k, rnd, D, pseudo, c, dev, log):
+    """Train network `name` for one round; keep the weights with the best held-out F1
+    (the source hold-out: target labels are never looked at). -> (model, best F1 or None)"""
+    seed = c.seed * 1000 + rnd * 10 + k                # same (round, model) -> same result
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = build_model(name, c.width).to(dev, memory_format=torch.channels_last)
+    fwd = torch.compile(model) if c.compile else model
+    opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    n_pool = len(D['train_idx']) + (0 if pseudo is None else len(pseudo))
+    steps = c.steps or c.epochs * math.ceil(n_pool / c.batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (1 - s / steps) ** 0.9)
+    evals = {round(steps * (i + 1) / c.evals) for i in range(c.evals)}
+    best, best_state, t0, last = None, None, time.time(), time.time()
+    for step in range(1, steps + 1):
+        model.train()
+        x, y = sample_batch(D, pseudo, c, g, dev)
+        with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == 'cuda'):
+            logits = fwd(x)[:, 0]
+        loss = segmentation_loss(logits, y, c.w_lovasz, c.w_ohem, c.ohem_thresh, c.ohem_min_kept)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if time.time() - last > c.log_every or step == steps:
+            last, rate = time.time(), step * c.batch_size / (time.time() - t0)
+            eta = (steps - step) * c.batch_size / rate
+            log(f'round {rnd}  {name:8s} step {step:5d}/{steps}  loss {loss.item():.4f}  '
+                f'{rate:6.1f} img/s  eta {int(eta // 60)}m{int(eta % 60):02d}s')
+        if step in evals and len(D['hold_idx']):
+            f1 = L.scores(*L.confusion(predict([model], D['xs'][D['hold_idx']], c, dev) >= 0.5,
+                                       D['ys'][D['hold_idx']].cpu()))['f1']
+            if best is None or f1 > best:
+                best, best_state = f1, {k_: v.detach().clone() for k_, v in model.state_dict().items()}
+    if best_state is not None:                        # no hold-out: keep the last weights
+        model.load_state_dict(best_state)
+    return model.eval(), best
+
+
+@torch.no_grad()
+def predict(models, X, c, dev):
+    """Ensemble probability: the mean of the networks' sigmoids at 128*scale, area-averaged
+    back to 128. X: [N, 14, 128, 128] -> float32 [N, 128, 128] on the CPU"""
+    for m in models:
+        m.eval()
+    out = torch.empty(len(X), L.SIZE, L.SIZE)
+    bs = 2 * c.batch_size
+    for i in range(0, len(X), bs):
+        x, _ = L.promote(X[i:i + bs].to(dev).float(), c.scale)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == 'cuda'):
+            p = torch.stack([torch.sigmoid(m(x).float()) for m in models]).mean(0)
+        out[i:i + bs] = F.avg_pool2d(p, c.scale)[:, 0].cpu() if c.scale > 1 else p[:, 0].cpu()
+    return out
+
+
+def pseudo_labels(prob, t, ignore_uncertain):
+    """prob: [N, H, W] -> uint8 [N, H, W]: 1 where prob >= t; 0 below (or, with ignore_uncertain,
+    0 only where prob <= 1 - t and IGNORE in between)."""
+    y = (prob >= t).to(torch.uint8)
+    if ignore_uncertain:
+        y[(prob > 1 - t) & (prob < t)] = L.IGNORE
+    return y
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def save_model(path, model, name, c, f1):
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    L.atomic_write(path, lambda t: torch.save(
+        {'state_dict': state, 'config': {'name': name, 'width': c.width}, 'holdout_f1': f1}, t))
+
+
+def load_model(path, dev):
+    ck = torch.load(path, map_location='cpu', weights_only=True)
+    model = build_model(ck['config']['name'], ck['config']['width'])
+    model.load_state_dict(ck['state_dict'])
+    return model.to(dev, memory_format=torch.channels_last).eval(), ck['holdout_f1']
+
+
+def prepare(c):
+    """Check everything, compute (or reuse) band statistics, then load. -> (D, info)"""
+    names = check_args(c)
+    if c.out is None:
+        c.out = os.path.join('runs', 'demo' if c.demo else time.strftime('%Y%m%d-%H%M%S'))
+    if c.demo:
+        c.data = c.data or os.path.join(c.out, 'data')
+        if not os.path.isdir(c.data):
+            print(f'writing a synthetic dataset to {c.data}')
+            L.synth(c.data, **DEMO_DATA, seed=c.seed)
+    if not os.path.isdir(c.data):
+        raise L.DataError(f'{c.data}: --data folder not found')
+    c.data = os.path.abspath(c.data)
+    check_out(c)
+    ids_s, ip_s, mp_s = L.check_split(c.data, 'train')
+    if mp_s is None:
+        raise L.DataError(f"{os.path.join(c.data, 'TrainData', 'mask')}: folder not found (training needs masks)")
+    ids_t, ip_t, mp_t = L.check_split(c.data, c.target)
+    spath = os.path.join(c.out, 'stats.json')
+    stats = json.load(open(spath)) if os.path.exists(spath) and not c.force else {}
+    for split, paths in (('train', ip_s), (c.target, ip_t)):
+        if stats.get(split, {}).get('n') != len(paths):
+            print(f'band statistics of {L.SPLITS[split]} ({len(paths)} patches)...')
+            stats[split] = L.band_stats(paths)
+        if stats[split]['nonfinite']:
+            print(f"warning: {L.SPLITS[split]} holds {stats[split]['nonfinite']} NaN/Inf values; "
+                  f"each is filled with its band's mean over the split")
+    if c.force and os.path.isdir(c.out):              # start over: remove this program's outputs only
+        for f in os.listdir(c.out):
+            if f.startswith('round') or f in ('metrics.json', 'submission.zip', 'config.json', 'report.md'):
+                p = os.path.join(c.out, f)
+                shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+    os.makedirs(c.out, exist_ok=True)
+    L.write_json(spath, stats)
+    L.write_json(os.path.join(c.out, 'config.json'), {k: v for k, v in vars(c).items()})
+    dev = torch.device('cuda' if c.device == 'cuda' or (c.device == 'auto' and torch.cuda.is_available())
+                       else 'cpu')
+    print(f'loading {len(ip_s)} source and {len(ip_t)} target patches onto {dev}')
+    t_stats = stats[c.target] if c.separate_norm else stats['train']
+    perm = torch.randperm(len(ids_s), generator=torch.Generator().manual_seed(c.seed))
+    n_hold = int(round(c.holdout * len(ids_s)))
+    D = dict(xs=L.load_images(ip_s, stats['train']).to(dev), ys=L.load_masks(mp_s).to(dev),
+             xt=L.load_images(ip_t, t_stats).to(dev), yt=L.load_masks(mp_t),
+             hold_idx=perm[:n_hold].sort().values, train_idx=perm[n_hold:].sort().values)
+    return D, dict(names=names, ids=ids_t, dev=dev, stats=stats)
+
+
+def run(c):
+    D, info = prepare(c)
+    names, dev = info['names'], info['dev']
+    if dev.type == 'cpu':
+        torch.use_deterministic_algorithms(True)
+    log = lambda s: print(s, flush=True)
+    metrics = {'target': L.SPLITS[c.target], 'nonfinite': {k: v['nonfinite'] for k, v in info['stats'].items()},
+               'rounds': []}
+    pseudo, prev = None, None
+    for rnd in range(c.rounds + 1):
+        rdir = os.path.join(c.out, f'round{rnd}')
+        os.makedirs(rdir, exist_ok=True)
+        models, f1s = [], {}
+        for k, name in enumerate(names):
+            path = os.path.join(rdir, f'{name}.pt')
+            if os.path.exists(path):
+                model, f1 = load_model(path, dev)
+                log(f'round {rnd}  {name:8s} finished earlier: loaded {path}')
+            else:
+                model, f1 = train_one(name, k, rnd, D, pseudo, c, dev, log)
+                save_model(path, model, name, c, f1)
+            models.append(model)
+            f1s[name] = f1
+        entry = {'round': rnd, 'models': {n: {'holdout_f1': f} for n, f in f1s.items()}, 'holdout': None}
+        if len(D['hold_idx']):
+            p = predict(models, D['xs'][D['hold_idx']], c, dev)
+            entry['holdout'] = L.scores(*L.confusion(p >= 0.5, D['ys'][D['hold_idx']].cpu()))
+        prob = predict(models, D['xt'], c, dev)
+        new = pseudo_labels(prob, c.threshold, c.ignore_uncertain)
+        masks = (prob >= 0.5).to(torch.uint8)
+        entry['target'] = L.scores(*L.confusion(masks, D['yt'])) if D['yt'] is not None else None
+        entry['pseudo'] = {'positive': float((new == 1).float().mean()),
+                           'ignored': float((new == L.IGNORE).float().mean()),
+                           'changed': None if prev is None else float((new != prev).float().mean())}
+        L.write_masks(os.path.join(rdir, 'pseudo'), info['ids'], new.numpy())
+        L.write_masks(os.path.join(rdir, 'masks'), info['ids'], masks.numpy())
+        metrics['rounds'].append(entry)
+        L.write_json(os.path.join(c.out, 'metrics.json'), metrics)
+        pseudo, prev = new.to(dev), new
+    L.write_zip(os.path.join(c.out, 'submission.zip'), os.path.join(c.out, f'round{c.rounds}', 'masks'))
+    print_table(metrics, names)
+    print(f"submission: {os.path.join(c.out, 'submission.zip')}  ({len(info['ids'])} masks)")
+    return metrics
+
+
+def print_table(metrics, names):
+    fmt = lambda v: '   -  ' if v is None else f'{100 * v:6.2f}'
+    print('\nround | ' + ' '.join(f'{n[:7]:>7s}' for n in names) +
+          ' | held-out F1 | target F1 | pseudo+ % | changed %')
+    for e in metrics['rounds']:
+        print(f"{e['round']:5d} | " + ' '.join(f"{fmt(e['models'][n]['holdout_f1']):>7s}" for n in names) +
+              f" | {fmt(e['holdout'] and e['holdout']['f1']):>11s} | {fmt(e['target'] and e['target']['f1']):>9s}"
+              f" | {fmt(e['pseudo']['positive']):>9s} | {fmt(e['pseudo']['changed']):>9s}")
+
+
+def main(argv=None):
+    c = parse_args(argv)
+    try:
+        run(c)
+    except L.DataError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""Tests: losses against brute force, data handling, models, the refinement loop end to end,
+bad input and interrupted runs.
+
+    python -m pytest -q
+"""
+import hashlib
+import itertools
+import json
+import os
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import landslide as L
+import refine
+from losses import lovasz_hinge, ohem_bce, segmentation_loss
+from models import MODELS, build_model
+
+TINY = ['--width', '4', '--scale', '2', '--steps', '3', '--batch-size', '4', '--evals', '1',
+        '--ohem-min-kept', '256', '--device', 'cpu']
+
+
+# ----------------------------------------------------------------------------- Lovász hinge
+
+def jaccard_loss_of_errors(wrong, gt):
+    """Jaccard loss as a set function: |M| / |gt ∪ M| for the set M of mispredicted pixels."""
+    wrong, gt = set(wrong), set(gt)
+    return len(wrong) / len(gt | wrong) if gt | wrong else 0.0
+
+
+def brute_lovasz(logits, labels):
+    """Lovász extension of the Jaccard loss at m = relu(1 - logit * sign), evaluated as the
+    Choquet integral: the integral over t > 0 of the loss of the set {i : m_i >= t}."""
+    m = np.maximum(0, 1 - logits * (2 * labels - 1))
+    gt = [i for i in range(len(labels)) if labels[i] == 1]
+    levels = sorted(set(m[m > 0]), reverse=True) + [0.0]
+    return sum((levels[k] - levels[k + 1]) * jaccard_loss_of_errors(np.nonzero(m >= levels[k])[0], gt)
+               for k in range(len(levels) - 1))
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_lovasz_equals_brute_force_lovasz_extension(seed):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(3, 2, 3, generator=g, dtype=torch.float64) * 2
+    labels = (torch.rand(3, 2, 3, generator=g) < 0.4).long()
+    per = [brute_lovasz(logits[b].flatten().numpy(), labels[b].flatten().numpy()) for b in range(3)]
+    assert lovasz_hinge(logits, labels).item() == pytest.approx(np.mean(per), abs=1e-10)
+    whole = brute_lovasz(logits.flatten().numpy(), labels.flatten().numpy())
+    assert lovasz_hinge(logits, labels, per_image=False).item() == pytest.approx(whole, abs=1e-10)
+
+
+def test_lovasz_per_image_and_batch_differ():
+    logits = torch.tensor([[[2.0, -2.0]], [[0.5, 0.5]]])
+    labels = torch.tensor([[[1, 0]], [[0, 1]]])
+    assert lovasz_hinge(logits, labels).item() != pytest.approx(lovasz_hinge(logits, labels, per_image=False).item())
+
+
+def test_lovasz_zero_for_separated_prediction_with_margin():
+    labels = (torch.rand(2, 8, 8) < 0.3).long()
+    logits = (2 * labels - 1).double() * (1 + torch.rand(2, 8, 8, dtype=torch.float64))
+    assert lovasz_hinge(logits, labels).item() == 0.0
+    assert lovasz_hinge(logits * 0.5, labels).item() > 0           # margin below 1 costs
+
+
+def test_lovasz_gradcheck():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 4, dtype=torch.float64, requires_grad=True)
+    labels = (torch.rand(2, 4, 4) < 0.4).long()
+    labels[0, 0, :2] = 255
+    for per_image in (True, False):
+        assert torch.autograd.gradcheck(lambda z: lovasz_hinge(z, labels, per_image, ignore=255), (logits,))
+
+
+def test_lovasz_ignore_drops_pixels():
+    torch.manual_seed(1)
+    logits = torch.randn(1, 3, 5, dtype=torch.float64, requires_grad=True)
+    labels = (torch.rand(1, 3, 5) < 0.4).long()
+    labels[0, 1] = 255
+    loss = lovasz_hinge(logits, labels, ignore=255)
+    keep = labels[0] != 255
+    ref = brute_lovasz(logits[0][keep].detach().numpy(), labels[0][keep].numpy())
+    assert loss.item() == pytest.approx(ref, abs=1e-10)
+    loss.backward()
+    assert torch.all(logits.grad[0, 1] == 0) and logits.grad[0][keep].abs().sum() > 0
+
+
+def test_lovasz_all_ignored_image_gives_zero_loss_and_gradient():
+    logits = torch.randn(2, 4, 4, requires_grad=True)
+    labels = torch.full((2, 4, 4), 255)
+    labels[1] = (torch.rand(4, 4) < 0.5).long()
+    loss = lovasz_hinge(logits, labels, ignore=255)
+    single = lovasz_hinge(logits[1:].detach(), labels[1:], ignore=255)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() == pytest.approx(single.item() / 2)
+    assert torch.all(logits.grad[0] == 0) and torch.isfinite(logits.grad).all()
+
+
+# ----------------------------------------------------------------------------- OHEM
+
+def test_ohem_equals_mean_bce_when_all_kept():
+    logits, labels = torch.randn(2, 6, 6), (torch.rand(2, 6, 6) < 0.3).long()
+    ref = F.binary_cross_entropy_with_logits(logits, labels.float())
+    assert ohem_bce(logits, labels, thresh=1.01, min_kept=1).item() == pytest.approx(ref.item(), rel=1e-6)
+    assert ohem_bce(logits, labels, thresh=0.0, min_kept=10 ** 6).item() == pytest.approx(ref.item(), rel=1e-6)
+
+
+def test_ohem_keeps_exactly_the_hardest_min_kept():
+    logits = torch.linspace(-3, 3, 20).reshape(1, 4, 5)
+    labels = torch.ones(1, 4, 5, dtype=torch.long)                # hardest = most negative logits
+    bce = F.binary_cross_entropy_with_logits(logits, labels.float(), reduction='none').flatten()
+    hard_by_thresh = int((torch.sigmoid(logits) < 0.2).sum())
+    assert 0 < hard_by_thresh < 7
+    assert ohem_bce(logits, labels, thresh=0.2, min_kept=7).item() == pytest.approx(bce.sort().values[-7:].mean().item())
+    assert ohem_bce(logits, labels, thresh=0.2, min_kept=1).item() == pytest.approx(bce.sort().values[-hard_by_thresh:].mean().item())
+
+
+def test_ohem_never_counts_ignored_pixels():
+    logits, labels = torch.randn(1, 4, 4), (torch.rand(1, 4, 4) < 0.5).long()
+    labels[0, 0] = 255
+    a = ohem_bce(logits, labels, thresh=1.01, min_kept=1)
+    logits2 = logits.clone()
+    logits2[0, 0] = 50.0
+    assert ohem_bce(logits2, labels, thresh=1.01, min_kept=1).item() == pytest.approx(a.item())
+
+
+def test_losses_finite_on_all_background_and_all_ignored():
+    logits = torch.randn(2, 8, 8, requires_grad=True)
+    for labels in (torch.zeros(2, 8, 8, dtype=torch.long), torch.full((2, 8, 8), 255)):
+        loss = segmentation_loss(logits, labels, ohem_min_kept=10)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+    assert segmentation_loss(logits, torch.full((2, 8, 8), 255)).item() == 0.0
+
+
+# ----------------------------------------------------------------------------- data
+
+@pytest.fixture(scope='session')
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp('data')
+    L.synth(str(root), train=12, valid=4, test=6, shift=1.0, seed=3)
+    return str(root)
+
+
+def tree_digest(folder):
+    h = hashlib.sha256()
+    for dp, _, files in sorted(os.walk(folder)):
+        for f in sorted(files):
+            h.update(f.encode() + open(os.path.join(dp, f), 'rb').read())
+    return h.hexdigest()
+
+
+def test_synth_layout_and_determinism(tmp_path):
+    L.synth(str(tmp_path / 'a'), train=3, valid=0, test=2, seed=5, target_masks=False)
+    L.synth(str(tmp_path / 'b'), train=3, valid=0, test=2, seed=5, target_masks=False)
+    L.synth(str(tmp_path / 'c'), train=3, valid=0, test=2, seed=6, target_masks=False)
+    ids, imgs, masks = L.list_split(str(tmp_path / 'a'), 'train')
+    assert ids == [1, 2, 3] and masks is not None
+    with h5py.File(imgs[0]) as f:
+        assert f['img'].shape == (128, 128, 14) and f['img'].dtype == np.float32
+    assert L.list_split(str(tmp_path / 'a'), 'test')[2] is None
+    a, b, c = (L.read_image(os.path.join(tmp_path, d, 'TestData/img/image_2.h5')) for d in 'abc')
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_synth_looks_like_the_problem(tiny):
+    _, ip, mp = L.list_split(tiny, 'train')
+    x = np.stack([L.read_image(p) for p in ip])
+    m = np.stack([L.read_mask(p) for p in mp]).astype(bool)
+    assert 0.01 < m.mean() < 0.04                                   # about 2 % landslide
+    red, nir, slope = x[..., 3], x[..., 7], x[..., 12]
+    ndvi = (nir - red) / (nir + red)
+    bare = (ndvi < 0.25) & ~m                                       # bare ground that is no landslide
+    assert bare.sum() > 0
+    assert ndvi[m].mean() < ndvi[~m].mean()                        # scars lost their vegetation
+    assert slope[m].mean() > slope[bare].mean() + 10               # ...and sit on steep ground
+    t = np.stack([L.read_image(p) for p in L.list_split(tiny, 'test')[1]])
+    assert abs(t[..., 13].mean() - x[..., 13].mean()) > 500         # target terrain is shifted
+
+
+def test_pairing_by_number_not_position(tmp_path):
+    for split_n in (2, 10):                                         # sorted as text: 10 before 2
+        os.makedirs(tmp_path / 'TrainData/img', exist_ok=True)
+        os.makedirs(tmp_path / 'TrainData/mask', exist_ok=True)
+        with h5py.File(tmp_path / f'TrainData/img/image_{split_n}.h5', 'w') as f:
+            f['img'] = np.full((128, 128, 14), split_n, np.float32)
+        with h5py.File(tmp_path / f'TrainData/mask/mask_{split_n}.h5', 'w') as f:
+            f['mask'] = np.full((128, 128), split_n == 10, np.uint8)
+    ids, ip, mp = L.list_split(str(tmp_path), 'train')
+    assert ids == [2, 10]
+    for n, i, m in zip(ids, ip, mp):
+        assert L.read_image(i)[0, 0, 0] == n and L.read_mask(m)[0, 0] == (n == 10)
+
+
+def test_band_stats_stream_matches_numpy_and_skips_nonfinite(tiny, tmp_path):
+    _, ip, _ = L.list_split(tiny, 'train')
+    x = np.stack([L.read_image(p) for p in ip]).astype(np.float64).reshape(-1, 14)
+    s = L.band_stats(ip)
+    assert np.allclose(s['mean'], x.mean(0), rtol=1e-9) and np.allclose(s['std'], x.std(0), rtol=1e-9)
+    img = L.read_image(ip[0])
+    img[0, :3, 13] = np.nan
+    img[5, 5, 0] = np.inf
+    with h5py.File(tmp_path / 'image_1.h5', 'w') as f:
+        f['img'] = img
+    s = L.band_stats([str(tmp_path / 'image_1.h5')])
+    assert s['nonfinite'] == 4 and np.isfinite(s['mean']).all()
+    assert s['mean'][13] == pytest.approx(np.nanmean(img[..., 13].astype(np.float64)))
+    assert torch.isfinite(L.load_images([str(tmp_path / 'image_1.h5')], s).float()).all()
+
+
+def test_separated_normalization_centres_each_domain(tiny):
+    for split in ('train', 'test'):
+        _, ip, _ = L.list_split(tiny, split)
+        x = L.load_images(ip, L.band_stats(ip)).float()
+        assert torch.allclose(x.mean((0, 2, 3)), torch.zeros(14), atol=1e-2)
+        assert torch.allclose(x.std((0, 2, 3)), torch.ones(14), atol=1e-2)
+    _, ip_s, _ = L.list_split(tiny, 'train')
+    _, ip_t, _ = L.list_split(tiny, 'test')
+    shared = L.load_images(ip_t, L.band_stats(ip_s)).float()           # --no-separate-norm
+    assert shared.mean((0, 2, 3)).abs().max() > 1                     # the shift stays
+
+
+def test_augment_moves_mask_with_image_and_spares_slope_and_dem():
+    g = torch.Generator().manual_seed(0)
+    y = (torch.rand(16, 32, 32) < 0.3).to(torch.uint8)
+    x = torch.randn(16, 14, 32, 32)
+    x[:, 0] = y.float()                                             # band 0 carries the mask
+    xa, ya = L.augment(x, y, g, colour=0.0)
+    assert torch.equal(xa[:, 0], ya.float())
+    assert not torch.equal(ya, y)                                   # something moved
+    xc, _ = L.augment(x, y, torch.Generator().manual_seed(0), colour=0.2)
+    assert torch.equal(xc[:, 12:], xa[:, 12:])                      # slope, DEM: same pixels, no colour
+    assert not torch.allclose(xc[:, 1:12], xa[:, 1:12])
+
+
+def test_promote_shapes_and_nearest_masks():
+    x, y = torch.randn(2, 14, 128, 128), torch.randint(0, 2, (2, 128, 128), dtype=torch.uint8)
+    y[0, 0, 0] = 255
+    xp, yp = L.promote(x, 4, y)
+    assert xp.shape == (2, 14, 512, 512) and yp.shape == (2, 512, 512)
+    assert set(yp.unique().tolist()) <= {0, 1, 255} and torch.equal(yp[:, ::4, ::4], y)
+
+
+def test_metrics_are_split_wide():
+    pred = torch.tensor([[1, 1, 0, 0]])
+    gt = torch.tensor([[1, 0, 1, 0]])
+    s = L.scores(*L.confusion(pred, gt))
+    assert (s['precision'], s['recall'], s['f1'], s['iou']) == (0.5, 0.5, 0.5, pytest.approx(1 / 3))
+    assert L.scores(0, 0, 0)['f1'] == 0.0
+
+
+def test_masks_and_flat_zip(tmp_path):
+    masks = np.random.default_rng(0).integers(0, 2, (3, 128, 128)).astype(np.uint8)
+    L.write_masks(str(tmp_path / 'masks'), [4, 7, 12], masks)
+    L.write_zip(str(tmp_path / 's.zip'), str(tmp_path / 'masks'))
+    with zipfile.ZipFile(tmp_path / 's.zip') as z:
+        assert z.namelist() == ['mask_4.h5', 'mask_7.h5', 'mask_12.h5']
+    assert np.array_equal(L.read_mask(str(tmp_path / 'masks/mask_7.h5')), masks[1])
+    assert not any(f.startswith('.') for f in os.listdir(tmp_path / 'masks'))
+
+
+# ----------------------------------------------------------------------------- models
+
+@pytest.mark.parametrize('name', list(MODELS))
+def test_model_shapes_and_gradients(name):
+    torch.manual_seed(0)
+    m = build_model(name, width=4)
+    x = torch.randn(2, 14, 32, 48)
+    out = m(x)
+    assert out.shape == (2, 1, 32, 48)
+    out.mean().backward()
+    assert all(p.grad is not None for p in m.parameters())
+
+
+def test_models_are_distinct():
+    counts = {sum(p.numel() for p in build_model(n, 8).parameters()) for n in MODELS}
+    assert len(counts) == len(MODELS) >= 3
+    with pytest.raises(ValueError):
+        build_model('segformer')
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def test_pseudo_label_rules():
+    p = torch.tensor([[0.1, 0.5, 0.69, 0.7, 0.95]])
+    assert refine.pseudo_labels(p, 0.7, False).tolist() == [[0, 0, 0, 1, 1]]
+    assert refine.pseudo_labels(p, 0.7, True).tolist() == [[0, 255, 255, 1, 1]]
+
+
+def run_refine(tiny, out, *extra):
+    return refine.main(['--data', tiny, '--out', str(out), '--rounds', '1', *TINY, *extra])
+
+
+def test_end_to_end_submission(tiny, tmp_path):
+    before = tree_digest(tiny)
+    assert run_refine(tiny, tmp_path / 'run') == 0
+    assert tree_digest(tiny) == before                              # data directory untouched
+    ids = L.list_split(tiny, 'test')[0]
+    with zipfile.ZipFile(tmp_path / 'run/submission.zip') as z:
+        assert sorted(z.namelist()) == sorted(f'mask_{n}.h5' for n in ids)
+        z.extractall(tmp_path / 'sub')
+    for n in ids:
+        with h5py.File(tmp_path / f'sub/mask_{n}.h5') as f:
+            m = f['mask'][()]
+        assert m.shape == (128, 128) and m.dtype == np.uint8 and set(np.unique(m)) <= {0, 1}
+    metrics = json.load(open(tmp_path / 'run/metrics.json'))
+    assert [e['round'] for e in metrics['rounds']] == [0, 1]
+    r1 = metrics['rounds'][1]
+    assert r1['target'] is not None and 0 <= r1['pseudo']['changed'] <= 1
+    for r in (0, 1):
+        assert sorted(os.listdir(tmp_path / f'run/round{r}/pseudo')) == sorted(f'mask_{n}.h5' for n in ids)
+        ck = torch.load(tmp_path / f'run/round{r}/unet.pt', weights_only=True)
+        assert ck['config'] == {'name': 'unet', 'width': 4}
+
+
+def test_target_labels_never_steer_training(tiny, tmp_path):
+    """Same run on data whose target masks are removed: same pseudo-labels, same checkpoints."""
+    other = tmp_path / 'nolabels'
+    os.system(f"cp -r {tiny} {other} && rm -r {other}/TestData/mask")
+    assert run_refine(tiny, tmp_path / 'a', '--models', 'unet') == 0
+    assert run_refine(str(other), tmp_path / 'b', '--models', 'unet') == 0
+    assert tree_digest(tmp_path / 'a/round1/pseudo') == tree_digest(tmp_path / 'b/round1/pseudo')
+    sa = torch.load(tmp_path / 'a/round1/unet.pt', weights_only=True)['state_dict']
+    sb = torch.load(tmp_path / 'b/round1/unet.pt', weights_only=True)['state_dict']
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert json.load(open(tmp_path / 'b/metrics.json'))['rounds'][1]['target'] is None

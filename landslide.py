@@ -27,6 +27,8 @@ import torch.nn.functional as F
 SIZE, BANDS, SPECTRAL = 128, 14, 12          # patch side, all bands, Sentinel-2 bands
 SPLITS = {'train': 'TrainData', 'valid': 'ValidData', 'test': 'TestData'}
 IGNORE = 255                                 # label value that no loss counts
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class DataError(Exception):
@@ -201,10 +203,11 @@ def scores(tp, fp, fn):
 def atomic_write(path, write):
     """Call write(tmp_path), then rename the result into place: no reader sees half a file."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.')
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)                   # as an ordinary open() would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -238,6 +241,17 @@ def write_masks(folder, ids, masks):
     os.replace(part, folder)
 
 
+def sweep(folder):
+    """Remove what an interrupted run left half-done in folder (not below it): temporary
+    files of atomic_write and .partial mask folders."""
+    for f in os.listdir(folder):
+        p = os.path.join(folder, f)
+        if f.startswith('.') and f.endswith('.tmp'):
+            os.remove(p)
+        elif f.endswith('.partial') and os.path.isdir(p):
+            _rmtree(p)
+
+
 def _rmtree(folder):
     for f in os.listdir(folder):
         os.remove(os.path.join(folder, f))
@@ -261,6 +275,7 @@ SPECTRA = {
     'scar':       [.100, .125, .165, .205, .225, .245, .260, .270, .260, .010, .300, .250],
     'field':      [.095, .120, .160, .200, .220, .240, .255, .265, .255, .010, .305, .260],
     'gravel':     [.105, .130, .170, .200, .215, .230, .240, .245, .240, .010, .280, .230],
+    'rock':       [.110, .130, .160, .185, .200, .215, .225, .230, .225, .010, .260, .220],
     'water':      [.050, .060, .050, .030, .030, .020, .020, .020, .010, .002, .010, .005],
 }
 
@@ -280,11 +295,14 @@ def _sigmoid(z):
 
 def domain(shift, seed):
     """Parameters of the source (shift 0) or a target domain: a per-band sensor gain and offset,
-    drier cover and higher, steeper terrain as shift grows."""
+    drier cover, higher and steeper terrain, differently coloured soil and rock, older (partly
+    revegetated) landslide scars and more haze as shift grows."""
     rng = np.random.default_rng([seed, 7])
     return {'gain': np.exp(0.3 * shift * rng.standard_normal(SPECTRAL)),
             'offset': 0.03 * shift * rng.standard_normal(SPECTRAL),
-            'veg_bias': 1.0 - 1.2 * shift, 'base': 600 + 1500 * shift, 'relief': 160 * (1 + 0.3 * shift)}
+            'veg_bias': 1.0 - 1.2 * shift, 'base': 600 + 1500 * shift, 'relief': 160 * (1 + 0.3 * shift),
+            'tint': np.exp(0.25 * shift * rng.standard_normal(SPECTRAL)),   # soils of another colour
+            'haze': 0.02 * shift, 'older': 0.2 * shift}
 
 
 def synth_patch(rng, dom):
@@ -303,7 +321,7 @@ def synth_patch(rng, dom):
         np.sin(sun_zen) * np.sin(np.radians(slope)) * np.cos(sun_az - aspect)
     # cover: vegetation over natural soil, thinner on steep ground
     veg = _sigmoid(2 * _noise(rng, 10) + dom['veg_bias'] + rng.normal(0, 0.5) - slope / 40)
-    spec = {k: np.asarray(v) for k, v in SPECTRA.items()}
+    spec = {k: np.asarray(v) * (1 if k in ('vegetation', 'water') else dom['tint']) for k, v in SPECTRA.items()}
     refl = veg[..., None] * spec['vegetation'] + (1 - veg[..., None]) * spec['soil']
     mask = np.zeros((n, n), bool)
     # landslide scars: on steep slopes, elongated downslope, with ragged edges
@@ -314,8 +332,13 @@ def synth_patch(rng, dom):
         u = (xx - cx) * np.cos(ang) + (yy - cy) * np.sin(ang)
         v = -(xx - cx) * np.sin(ang) + (yy - cy) * np.cos(ang)
         a, b = rng.uniform(6, 18), rng.uniform(2, 5)
-        mask |= (u / a) ** 2 + (v / b) ** 2 < 1 + 0.35 * _noise(rng, 2)
-    # look-alikes on flat ground, where only slope tells them apart: bare fields, river bars
+        scar = (u / a) ** 2 + (v / b) ** 2 < 1 + 0.35 * _noise(rng, 2)
+        fresh = rng.uniform(0.5, 0.95) - dom['older']   # older scars are partly green again
+        refl[scar] = (1 - fresh) * refl[scar] + fresh * spec['scar'] * rng.uniform(0.85, 1.15)
+        mask |= scar
+    # look-alikes: bare rock outcrops on steep ground (no landslides: their shape differs), and
+    # on flat ground, where only slope tells them apart, bare fields and river bars
+    rock = (_noise(rng, 4) > 1.7) & (slope > 28) & ~mask
     flat = slope < 8
     fields = np.zeros((n, n), bool)
     flats = np.argwhere(flat)
@@ -332,10 +355,12 @@ def synth_patch(rng, dom):
         water = np.abs(d) < rng.uniform(1.5, 3.5)
         bars = (np.abs(d) < 8) & ~water & (_noise(rng, 4) > 0.3) & flat
     for region, name, mix in ((fields, 'field', 0.9), (bars, 'gravel', 0.9), (water, 'water', 1.0),
-                              (mask, 'scar', 0.95)):
+                              (rock, 'rock', 0.8)):
         refl[region] = (1 - mix) * refl[region] + mix * spec[name] * rng.uniform(0.9, 1.1)
     refl = refl * np.clip(0.55 + 0.6 * shade, 0.2, 1.3)[..., None]
-    refl = refl * dom['gain'] + dom['offset'] + rng.normal(0, 0.004, refl.shape)
+    haze = rng.uniform(0, 0.03) + dom['haze']           # adds most to the blue end
+    refl = refl + haze * np.linspace(1, 0.1, SPECTRAL)
+    refl = refl * dom['gain'] + dom['offset'] + rng.normal(0, 0.008, refl.shape)
     img = np.concatenate([refl, slope[..., None], dem[..., None]], -1).astype(np.float32)
     return img, mask.astype(np.uint8)
 

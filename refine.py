@@ -25,6 +25,7 @@ import torch.nn.functional as F
 import landslide as L
 from losses import segmentation_loss
 from models import MODELS, build_model
+from report import write_report
 
 # ----------------------------------------------------------------------------- defaults
 DEFAULTS = dict(
@@ -33,11 +34,11 @@ DEFAULTS = dict(
     scale=4, batch_size=16, epochs=20, steps=0,       # 128 -> 512; steps 0: use epochs
     lr=1e-3, weight_decay=1e-4, colour=0.1,
     w_lovasz=1.0, w_ohem=1.0, ohem_thresh=0.7, ohem_min_kept=100_000,
-    threshold=0.7, ignore_uncertain=False, target_frac=None,
+    threshold=0.7, ignore_uncertain=True, target_frac=None,
     holdout=0.1, evals=10, separate_norm=True,
     device='auto', seed=0, compile=False, log_every=5.0)
 # --demo: a small synthetic dataset and CPU-sized settings (any flag given still wins)
-DEMO = dict(width=8, scale=2, batch_size=8, steps=60, lr=3e-3, rounds=2, evals=3,
+DEMO = dict(width=8, scale=1, batch_size=8, steps=150, lr=3e-3, rounds=2, evals=3,
             ohem_min_kept=4096, log_every=10.0)
 DEMO_DATA = dict(train=160, valid=0, test=60, shift=1.0)
 # flags that may change between runs in one --out without changing what is computed
@@ -45,9 +46,13 @@ RESUMABLE = ('out', 'rounds', 'device', 'compile', 'log_every', 'force', 'demo')
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    a = ap.add_argument
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+
+    def a(flag, **kw):                                # every default is shown from DEFAULTS
+        key = kw.get('dest', flag.lstrip('-').replace('-', '_'))
+        if DEFAULTS.get(key) is not None and kw.get('action') != 'store_false':
+            kw['help'] = kw.get('help', '') + f' [default: {DEFAULTS[key]}]'
+        ap.add_argument(flag, **kw)
     a('--data', help='Landslide4Sense root (holds TrainData/ and ValidData/ or TestData/)')
     a('--out', help='run folder (default runs/<timestamp>); rerun with the same --out to resume')
     a('--target', choices=['test', 'valid'], help='target split to pseudo-label and predict')
@@ -66,8 +71,8 @@ def parse_args(argv=None):
     a('--ohem-thresh', type=float, help='OHEM keeps pixels whose true-class probability is below this')
     a('--ohem-min-kept', type=int, help='...but at least this many pixels per batch')
     a('--threshold', type=float, help='pseudo-label: target pixels with ensemble probability >= this are landslide')
-    a('--ignore-uncertain', action='store_true', default=None,
-      help='pixels with probability between 1-threshold and threshold are ignored, not background')
+    a('--ignore-uncertain', action=argparse.BooleanOptionalAction,
+      help='pseudo-labels: probability between 1-threshold and threshold is ignored (else background)')
     a('--target-frac', type=float, help='share of pseudo-labelled target patches per batch (default: by count)')
     a('--holdout', type=float, help='share of source patches held out for model selection')
     a('--evals', type=int, help='held-out evaluations per training (the best one is kept)')
@@ -80,7 +85,7 @@ def parse_args(argv=None):
     a('--demo', action='store_true', help='generate a small synthetic dataset under --out and run CPU-sized')
     a('--force', action='store_true', help='start over in an --out made by a different command')
     given = {k: v for k, v in vars(ap.parse_args(argv)).items() if v is not None}
-    cfg = dict(DEFAULTS, **(DEMO if given.get('demo') else {}), **given)
+    cfg = DEFAULTS | (DEMO if given.get('demo') else {}) | given
     cfg.setdefault('demo', False), cfg.setdefault('force', False)
     return argparse.Namespace(**cfg)
 
@@ -156,7 +161,8 @@ def train_one(name, k, rnd, D, pseudo, c, dev, log):
     opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     n_pool = len(D['train_idx']) + (0 if pseudo is None else len(pseudo))
     steps = c.steps or c.epochs * math.ceil(n_pool / c.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (1 - s / steps) ** 0.9)
+    warm = max(1, steps // 20)                        # linear warm-up, then poly decay
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, (1 - s / steps) ** 0.9))
     evals = {round(steps * (i + 1) / c.evals) for i in range(c.evals)}
     best, best_state, t0, last = None, None, time.time(), time.time()
     for step in range(1, steps + 1):
@@ -258,6 +264,8 @@ def prepare(c):
                 p = os.path.join(c.out, f)
                 shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
     os.makedirs(c.out, exist_ok=True)
+    for d in [c.out] + [os.path.join(c.out, f) for f in os.listdir(c.out) if f.startswith('round')]:
+        L.sweep(d)
     L.write_json(spath, stats)
     L.write_json(os.path.join(c.out, 'config.json'), {k: v for k, v in vars(c).items()})
     dev = torch.device('cuda' if c.device == 'cuda' or (c.device == 'auto' and torch.cuda.is_available())
@@ -310,10 +318,12 @@ def run(c):
         L.write_masks(os.path.join(rdir, 'masks'), info['ids'], masks.numpy())
         metrics['rounds'].append(entry)
         L.write_json(os.path.join(c.out, 'metrics.json'), metrics)
+        write_report(c.out, c.data, c.target, info['ids'], rnd)
         pseudo, prev = new.to(dev), new
     L.write_zip(os.path.join(c.out, 'submission.zip'), os.path.join(c.out, f'round{c.rounds}', 'masks'))
     print_table(metrics, names)
-    print(f"submission: {os.path.join(c.out, 'submission.zip')}  ({len(info['ids'])} masks)")
+    print(f"submission: {os.path.join(c.out, 'submission.zip')}  ({len(info['ids'])} masks); "
+          f"report: {os.path.join(c.out, 'report.md')}")
     return metrics
 
 

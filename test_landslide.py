@@ -176,7 +176,9 @@ def test_synth_looks_like_the_problem(tiny):
     bare = (ndvi < 0.25) & ~m                                       # bare ground that is no landslide
     assert bare.sum() > 0
     assert ndvi[m].mean() < ndvi[~m].mean()                        # scars lost their vegetation
-    assert slope[m].mean() > slope[bare].mean() + 10               # ...and sit on steep ground
+    assert (slope[bare] < 8).mean() > 0.15                          # look-alikes on flat ground...
+    assert (slope[m] < 8).mean() < 0.06                             # ...where landslides are rare
+    assert slope[m].mean() > slope[~m].mean()
     t = np.stack([L.read_image(p) for p in L.list_split(tiny, 'test')[1]])
     assert abs(t[..., 13].mean() - x[..., 13].mean()) > 500         # target terrain is shifted
 
@@ -327,3 +329,197 @@ def test_target_labels_never_steer_training(tiny, tmp_path):
     sb = torch.load(tmp_path / 'b/round1/unet.pt', weights_only=True)['state_dict']
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert json.load(open(tmp_path / 'b/metrics.json'))['rounds'][1]['target'] is None
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def copy_data(tiny, tmp_path):
+    dst = tmp_path / 'data'
+    os.system(f'cp -r {tiny} {dst}')
+    return dst
+
+
+def write_h5(path, key, arr):
+    with h5py.File(path, 'w') as f:
+        f[key] = arr
+
+
+def break_missing_mask(d):
+    os.remove(d / 'TrainData/mask/mask_3.h5')
+    return 'TrainData/mask/mask_3.h5'
+
+
+def break_orphan_mask(d):
+    os.remove(d / 'TestData/img/image_2.h5')
+    return 'TestData/mask/mask_2.h5'
+
+
+def break_band_count(d):
+    write_h5(d / 'TrainData/img/image_5.h5', 'img', np.zeros((128, 128, 13), np.float32))
+    return 'image_5.h5'
+
+
+def break_size(d):
+    write_h5(d / 'TestData/img/image_1.h5', 'img', np.zeros((64, 64, 14), np.float32))
+    return 'image_1.h5'
+
+
+def break_key(d):
+    write_h5(d / 'TrainData/img/image_2.h5', 'data', np.zeros((128, 128, 14), np.float32))
+    return "image_2.h5: no dataset 'img'"
+
+
+def break_truncated(d):
+    p = d / 'TrainData/img/image_4.h5'
+    raw = open(p, 'rb').read()
+    open(p, 'wb').write(raw[:len(raw) // 2])
+    return 'image_4.h5'
+
+
+def break_garbage(d):
+    open(d / 'TrainData/mask/mask_1.h5', 'wb').write(b'not hdf5 at all' * 100)
+    return 'mask_1.h5'
+
+
+def break_mask_values(d):
+    write_h5(d / 'TrainData/mask/mask_6.h5', 'mask', np.full((128, 128), 2, np.uint8))
+    return 'mask_6.h5: mask values must be 0 or 1'
+
+
+def break_no_train(d):
+    os.system(f"rm -r {d / 'TrainData'}")
+    return 'TrainData/img: folder not found'
+
+
+def break_no_target(d):
+    os.system(f"rm -r {d / 'TestData'}")
+    return 'TestData/img: folder not found'
+
+
+@pytest.mark.parametrize('breaker', [break_missing_mask, break_orphan_mask, break_band_count, break_size,
+                                     break_key, break_truncated, break_garbage, break_mask_values,
+                                     break_no_train, break_no_target])
+def test_bad_data_one_line_nothing_written(breaker, tiny, tmp_path, capsys):
+    d = copy_data(tiny, tmp_path)
+    expected = breaker(d)
+    digest = tree_digest(d)
+    assert run_refine(str(d), tmp_path / 'out') == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ') and '\n' not in err and expected in err
+    assert not (tmp_path / 'out').exists() and tree_digest(d) == digest
+
+
+@pytest.mark.parametrize('flags, expected', [
+    (['--rounds', '-1'], '--rounds'), (['--threshold', '1.5'], '--threshold'), (['--scale', '0'], '--scale'),
+    (['--models', 'unet,segformer'], 'unknown model segformer'), (['--holdout', '1'], '--holdout')])
+def test_nonsensical_flags_refused(flags, expected, tiny, tmp_path, capsys):
+    assert run_refine(tiny, tmp_path / 'out', *flags) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ') and '\n' not in err and expected in err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_out_inside_data_or_unwritable_refused(tiny, tmp_path, capsys):
+    assert run_refine(tiny, os.path.join(tiny, 'runs')) == 2
+    assert 'must not be inside --data' in capsys.readouterr().err
+    (tmp_path / 'file').write_text('x')
+    assert run_refine(tiny, tmp_path / 'file/run') == 2
+    assert 'cannot create the run folder' in capsys.readouterr().err
+    assert refine.main(['--data', str(tmp_path / 'nowhere'), '--out', str(tmp_path / 'o')]) == 2
+    assert 'nowhere: --data folder not found' in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(tiny, 'runs')) and not (tmp_path / 'o').exists()
+
+
+def test_bad_input_exits_nonzero_without_traceback(tiny, tmp_path):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, 'refine.py', '--data', tiny, '--out', str(tmp_path / 'o'),
+                        '--scale', '0'], capture_output=True, text=True, cwd=os.path.dirname(refine.__file__))
+    assert r.returncode == 2 and r.stderr.strip().count('\n') == 0 and 'Traceback' not in r.stderr
+
+
+def test_nonfinite_pixels_filled_counted_reported(tiny, tmp_path, capsys):
+    d = copy_data(tiny, tmp_path)
+    img = L.read_image(str(d / 'TestData/img/image_3.h5'))
+    img[:2, :5, 13] = np.nan
+    img[7, 7, 4] = -np.inf
+    write_h5(d / 'TestData/img/image_3.h5', 'img', img)
+    assert run_refine(str(d), tmp_path / 'out', '--rounds', '0') == 0
+    assert 'TestData holds 11 NaN/Inf values' in capsys.readouterr().out
+    assert json.load(open(tmp_path / 'out/metrics.json'))['nonfinite']['test'] == 11
+
+
+# ----------------------------------------------------------------------------- interrupted runs
+
+KILLER = '''
+import os, signal, sys
+import torch
+import landslide as L, refine
+where, n = sys.argv[1], int(sys.argv[2])
+calls = [0]
+def die_on_call(fn, n, half_written=None):
+    def wrapped(*a, **k):
+        calls[0] += 1
+        if calls[0] < n:
+            return fn(*a, **k)
+        if half_written is not None:                       # leave half a file behind, then die
+            fn(*a, **k)
+            path = a[half_written]
+            open(path, 'r+b').truncate(os.path.getsize(path) // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return wrapped
+if where == 'step':
+    refine.segmentation_loss = die_on_call(refine.segmentation_loss, n)
+elif where == 'checkpoint':
+    torch.save = die_on_call(torch.save, n, half_written=1)
+elif where == 'mask':
+    L.write_mask = die_on_call(L.write_mask, n, half_written=0)
+sys.exit(refine.main(sys.argv[3:]))
+'''
+
+
+def outputs(out):
+    """Everything a run leaves, as comparable values (zip entries by content, not timestamp)."""
+    res = {}
+    for dp, _, files in os.walk(out):
+        for f in files:
+            p = os.path.join(dp, f)
+            rel = os.path.relpath(p, out)
+            if f.endswith('.pt'):
+                res[rel] = {k: v.numpy().tobytes() for k, v in torch.load(p, weights_only=True)['state_dict'].items()}
+            elif f.endswith('.zip'):
+                with zipfile.ZipFile(p) as z:
+                    res[rel] = {n: z.read(n) for n in z.namelist()}
+            elif f.endswith('.h5'):
+                res[rel] = L.read_mask(p).tobytes()
+            elif f != 'config.json':
+                res[rel] = open(p, 'rb').read()
+    return res
+
+
+@pytest.fixture(scope='module')
+def reference(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp('ref') / 'run'
+    assert run_refine(tiny, out) == 0
+    return outputs(out)
+
+
+@pytest.mark.parametrize('where, n', [('step', 5), ('checkpoint', 4), ('mask', 15)])
+def test_killed_run_resumes_to_the_same_files(where, n, tiny, tmp_path, reference):
+    import subprocess
+    import sys
+    out = tmp_path / 'run'
+    args = ['--data', tiny, '--out', str(out), '--rounds', '1', *TINY]
+    r = subprocess.run([sys.executable, '-c', KILLER, where, str(n), *args],
+                       cwd=os.path.dirname(os.path.abspath(refine.__file__)), capture_output=True)
+    assert r.returncode == -9 and not (out / 'submission.zip').exists()
+    assert refine.main(args) == 0
+    assert outputs(out) == reference
+
+
+def test_changed_command_refused_unless_forced(tiny, tmp_path, capsys):
+    assert run_refine(tiny, tmp_path / 'run', '--rounds', '0') == 0
+    assert run_refine(tiny, tmp_path / 'run', '--rounds', '0', '--lr', '0.01') == 2
+    assert 'differs in: --lr' in capsys.readouterr().err
+    assert run_refine(tiny, tmp_path / 'run', '--rounds', '0', '--lr', '0.01', '--force') == 0
+    assert json.load(open(tmp_path / 'run/config.json'))['lr'] == 0.01

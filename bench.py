@@ -1,0 +1,255 @@
+"""Evidence for the paper's claims on data anyone can regenerate, and speed figures.
+
+    python bench.py ablation [--seeds 3] [--out runs/ablation]   # target F1 table, mean ± std
+    python bench.py speed    [--width 8]                          # images/s, memory, Lovász, I/O
+
+The ablation adds one ingredient per row on a synthetic shifted benchmark (landslide.py synth,
+--shift 1.0), each seed a fresh dataset and fresh networks. Settings are CPU-sized; the rows are
+the paper's, see README. The speed benchmark prints medians of several runs on whatever machine
+runs it; on a CUDA machine it also measures the paper-sized GPU recipe.
+"""
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import landslide as L
+import refine
+from losses import lovasz_grad, lovasz_hinge, segmentation_loss
+from models import MODELS, build_model
+
+# ----------------------------------------------------------------------------- ablation
+ABLATION_DATA = dict(train=160, valid=0, test=60, shift=1.0)
+ABLATION_COMMON = ['--width', '8', '--batch-size', '8', '--steps', '100', '--lr', '3e-3', '--evals', '3',
+                   '--ohem-min-kept', '4096', '--device', 'cpu', '--log-every', '120']
+CE_ONLY = ['--w-lovasz', '0', '--ohem-thresh', '1']             # OHEM keeping every pixel = plain BCE
+ABLATION = [  # (row, run name, flags, round whose target F1 is the row)
+    ('official baseline: 1 U-Net, CE, source norm, scale 1', 'base',
+     ['--models', 'unet', '--scale', '1', '--rounds', '0', '--no-separate-norm', *CE_ONLY], 0),
+    ('+ separated normalization', 'sepnorm', ['--models', 'unet', '--scale', '1', '--rounds', '0', *CE_ONLY], 0),
+    ('+ Lovász hinge + OHEM', 'lovasz', ['--models', 'unet', '--scale', '1', '--rounds', '0'], 0),
+    ('+ scale promotion (x2)', 'scale', ['--models', 'unet', '--scale', '2', '--rounds', '0'], 0),
+    ('+ three-model ensemble', 'refine', ['--scale', '2', '--rounds', '3'], 0),
+    ('+ refinement round 1', 'refine', None, 1),
+    ('+ refinement round 2', 'refine', None, 2),
+    ('+ refinement round 3', 'refine', None, 3)]
+
+
+def ablation(out, seeds):
+    t0, rows = time.time(), {r[0]: [] for r in ABLATION}
+    held = {r[0]: [] for r in ABLATION}
+    for seed in range(seeds):
+        data = os.path.join(out, f'data-seed{seed}')
+        if not os.path.isdir(data):
+            L.synth(data, **ABLATION_DATA, seed=100 + seed)
+        for row, name, flags, rnd in ABLATION:
+            run = os.path.join(out, f'{name}-seed{seed}')
+            if flags is not None:
+                print(f'== seed {seed}: {row}', flush=True)
+                rc = refine.main(['--data', data, '--out', run, '--seed', str(seed), *ABLATION_COMMON, *flags])
+                assert rc == 0, f'run {run} failed'
+            e = json.load(open(os.path.join(run, 'metrics.json')))['rounds'][rnd]
+            rows[row].append(e['target']['f1'])
+            held[row].append(e['holdout']['f1'])
+    minutes = (time.time() - t0) / 60
+    lines = ['| configuration | target F1 % (mean ± std) | held-out source F1 % |', '|---|---|---|']
+    for row, _, _, _ in ABLATION:
+        v, h = 100 * np.array(rows[row]), 100 * np.array(held[row])
+        lines.append(f'| {row} | {v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f} | {h.mean():.1f} |')
+    table = '\n'.join(lines) + f'\n\n{seeds} seeds, {minutes:.0f} min on {os.cpu_count()} CPU cores.\n'
+    print('\n' + table)
+    L.write_json(os.path.join(out, 'ablation.json'), {'target_f1': rows, 'holdout_f1': held, 'minutes': minutes})
+    L.atomic_write(os.path.join(out, 'ablation.md'), lambda t: open(t, 'w').write(table))
+
+
+# ----------------------------------------------------------------------------- speed
+BF16_PEAK = {'H100': 989e12, 'H200': 989e12, 'A100': 312e12, 'L40': 181e12, '4090': 165e12}  # dense
+
+
+def sync(dev):
+    if dev.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def median_time(fn, dev, repeats):
+    fn()                                               # warm-up (and compilation)
+    ts = []
+    for _ in range(repeats):
+        sync(dev)
+        t = time.perf_counter()
+        fn()
+        sync(dev)
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def conv_flops(model, size):
+    """Multiply-adds x 2 of every convolution for one [1, 14, size, size] forward pass."""
+    total = [0]
+
+    def hook(m, _, out):
+        total[0] += 2 * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1] * out.numel()
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 14, size, size))
+    for h in hs:
+        h.remove()
+    return total[0]
+
+
+def train_step_fn(name, width, scale, dev, plain, paths, stats, bs=16, compile_=False):
+    """One training step, the project's way (data resident on the device as float16, augment
+    and promote on the batch, channels_last, bf16 autocast on CUDA) or the plain way (fp32,
+    NCHW, each sample read from HDF5, normalized and resized on the CPU, then copied over)."""
+    torch.manual_seed(0)
+    fmt = torch.contiguous_format if plain else torch.channels_last
+    model = build_model(name, width).to(dev, memory_format=fmt).train()
+    fwd = torch.compile(model) if compile_ else model
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    g = torch.Generator().manual_seed(0)
+    X, Y = L.load_images(paths, stats).to(dev), L.load_masks([p.replace('img/image', 'mask/mask') for p in paths]).to(dev)
+
+    def batch_plain():
+        xs, ys = [], []
+        for i in torch.randint(len(paths), (bs,), generator=g).tolist():
+            x = (L.read_image(paths[i]) - np.asarray(stats['mean'], np.float32)) / np.asarray(stats['std'], np.float32)
+            x, y = L.promote(torch.from_numpy(x.transpose(2, 0, 1).copy())[None], scale,
+                             torch.from_numpy(L.read_mask(paths[i].replace('img/image', 'mask/mask')))[None])
+            xs.append(x[0]), ys.append(y[0])
+        return torch.stack(xs).to(dev), torch.stack(ys).to(dev)
+
+    def batch_ours():
+        i = torch.randint(len(X), (bs,), generator=g).to(dev)
+        x, y = L.augment(X[i].float(), Y[i], g)
+        x, y = L.promote(x, scale, y)
+        return x.contiguous(memory_format=torch.channels_last), y
+
+    def step():
+        x, y = batch_plain() if plain else batch_ours()
+        with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == 'cuda' and not plain):
+            logits = fwd(x)[:, 0]
+        loss = segmentation_loss(logits, y, ohem_min_kept=100_000)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def measure_training(job):
+    """Run in a fresh process so that peak memory belongs to this measurement alone."""
+    name, width, scale, dev, plain, paths, stats, repeats, compile_ = job
+    dev = torch.device(dev)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step = train_step_fn(name, width, scale, dev, plain, paths, stats, compile_=compile_)
+    if dev.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    t = median_time(step, dev, repeats)
+    peak = torch.cuda.max_memory_allocated() if dev.type == 'cuda' else \
+        (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024
+    return 16 / t, peak / 2 ** 30
+
+
+def lovasz_loop(logits, labels):
+    """The straightforward way, for comparison: one image at a time in Python."""
+    losses = []
+    for lg, lb in zip(logits, labels):
+        lg, lb = lg.reshape(-1), lb.reshape(-1).float()
+        errors = 1 - lg * (2 * lb - 1)
+        errors_sorted, perm = torch.sort(errors, descending=True)
+        grad = lovasz_grad(lb[perm][None], torch.ones_like(lb)[None])[0]
+        losses.append(torch.dot(F.relu(errors_sorted), grad))
+    return torch.stack(losses).mean()
+
+
+def speed(args):
+    import multiprocessing as mp
+    import tempfile
+    dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    width = args.width or (64 if dev.type == 'cuda' else 8)
+    name = torch.cuda.get_device_name() if dev.type == 'cuda' else f'CPU, {os.cpu_count()} cores'
+    print(f'device: {name}; torch {torch.__version__}; width {width}; batch 16; median of {args.repeats}')
+    tmp = tempfile.mkdtemp(prefix='landslide-bench-')
+    L.synth(tmp, train=64, valid=0, test=0, seed=0)
+    _, paths, _ = L.list_split(tmp, 'train')
+    stats = L.band_stats(paths)
+
+    print('\n## Training throughput (images/s, peak memory GiB)')
+    print('| model | 128² ours | 128² plain | 512² ours | 512² plain | speed-up at 512² |')
+    print('|---|---|---|---|---|---|')
+    ctx = mp.get_context('spawn')
+    for model in ['unet (plain reference)'] + list(MODELS):
+        if model.startswith('unet ('):
+            continue
+        cells, rates = [], {}
+        for scale in (1, 4):
+            for plain in (False, True):
+                with ctx.Pool(1) as pool:
+                    r, mem = pool.apply(measure_training, ((model, width, scale, dev.type, plain, paths, stats,
+                                                            args.repeats, False),))
+                rates[scale, plain] = r
+                cells.append(f'{r:.2f} ({mem:.2f})')
+        print(f'| {model} | ' + ' | '.join(cells) + f' | {rates[4, False] / rates[4, True]:.1f}x |', flush=True)
+    if dev.type == 'cuda':
+        flops = 3 * conv_flops(build_model('unet', width), 512)          # forward + backward
+        peak = next((v for k, v in BF16_PEAK.items() if k in name), None)
+        for compile_ in ([False, True] if args.compile else [False]):
+            with ctx.Pool(1) as pool:
+                r, _ = pool.apply(measure_training, (('unet', width, 4, 'cuda', False, paths, stats,
+                                                      args.repeats, compile_),))
+            frac = f', {100 * flops * r / peak:.1f} % of the bf16 peak' if peak else ''
+            print(f'unet at 512², compile={compile_}: {r:.1f} img/s = {flops * r / 1e12:.1f} TFLOP/s{frac}')
+
+    print('\n## Lovász hinge, forward + backward, 16 x 512 x 512')
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, 512, 512, generator=g).to(dev).requires_grad_()
+    labels = (torch.rand(16, 512, 512, generator=g) < 0.02).long().to(dev)
+    a, b = lovasz_hinge(logits, labels), lovasz_loop(logits, labels)
+    assert abs(a.item() - b.item()) < 1e-5, (a.item(), b.item())
+    t_ours = median_time(lambda: lovasz_hinge(logits, labels).backward(), dev, args.repeats)
+    t_loop = median_time(lambda: lovasz_loop(logits, labels).backward(), dev, args.repeats)
+    print(f'batched {1e3 * t_ours:.0f} ms, per-image loop {1e3 * t_loop:.0f} ms: {t_loop / t_ours:.1f}x '
+          f'(values {a.item():.6f} vs {b.item():.6f})')
+
+    print('\n## Data')
+    t_cold = median_time(lambda: L.load_images(paths, stats), torch.device('cpu'), args.repeats)
+    X = L.load_images(paths, stats).to(dev)
+    t_hot = median_time(lambda: X[torch.randint(len(X), (16,), generator=g).to(dev)].float(), dev, args.repeats)
+    print(f'read from HDF5 + normalize: {len(paths) / t_cold:.0f} patches/s; '
+          f'from the resident float16 tensor: {16 / t_hot:.0f} patches/s')
+
+    print('\n## Ensemble inference (3 models)')
+    ms = [build_model(n, width).to(dev, memory_format=torch.channels_last) for n in MODELS]
+    for scale in (1, 4):
+        c = argparse.Namespace(batch_size=16, scale=scale)
+        t = median_time(lambda: refine.predict(ms, X[:32], c, dev), dev, args.repeats)
+        print(f'scale {scale}: {32 / t:.1f} patches/s')
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    a = sub.add_parser('ablation', help='target F1 per added ingredient, mean ± std over seeds')
+    a.add_argument('--seeds', type=int, default=3)
+    a.add_argument('--out', default='runs/ablation')
+    s = sub.add_parser('speed', help='training and inference throughput, Lovász, data loading')
+    s.add_argument('--width', type=int, default=None, help='network width (default: 8 on CPU, 64 on CUDA)')
+    s.add_argument('--repeats', type=int, default=3)
+    s.add_argument('--compile', action='store_true', help='also time torch.compile (CUDA)')
+    args = ap.parse_args(argv)
+    torch.set_num_threads(os.cpu_count() or 1)
+    if args.cmd == 'ablation':
+        ablation(args.out, args.seeds)
+    else:
+        speed(args)
+
+
+if __name__ == '__main__':
+    main()

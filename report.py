@@ -48,8 +48,9 @@ def overlay(rgb, mask, colour=(255, 40, 40)):
 
 
 def band_plot(stats, src, tgt):
-    """Per-band mean ± std of source (blue) and target (orange), in units of the source's std:
-    left without, right with separated normalization. -> uint8 [H, W, 3]"""
+    """Per-band mean ± std of source (blue) and target (orange) as boxes with a black mean line,
+    in units of the source's std, clipped to ±4: left without, right with separated
+    normalization. -> uint8 [H, W, 3]"""
     ms, ss = np.array(stats[src]['mean']), np.array(stats[src]['std'])
     mt, st = np.array(stats[tgt]['mean']), np.array(stats[tgt]['std'])
     panels = [((ms - ms) / ss, ss / ss, (mt - ms) / ss, st / ss),          # source statistics for both
@@ -64,11 +65,10 @@ def band_plot(stats, src, tgt):
         img[y(0), :] = (120, 120, 120)
         for b in range(14):
             for k, (m, s, col) in enumerate(((m0, s0, BLUE), (m1, s1, ORANGE))):
-                x0 = bw + b * 3 * bw + k * bw
-                top, bottom = sorted((y(m[b]), y(0)))
-                img[top:bottom + 1, x0:x0 + bw - 1] = col
+                x0 = bw + b * 3 * bw + k * bw                  # a box from mean - std to mean + std
                 lo, hi = sorted((y(m[b] - s[b]), y(m[b] + s[b])))
-                img[lo:hi + 1, x0 + bw // 2 - 1] = (0, 0, 0)                # error bar
+                img[lo:hi + 1, x0:x0 + bw - 1] = col
+                img[y(m[b]), x0:x0 + bw - 1] = (0, 0, 0)       # the mean
         tiles.append(img)
     gap = np.full((H, 12, 3), 255, np.uint8)
     return np.concatenate([tiles[0], gap, tiles[1]], 1)
@@ -109,8 +109,9 @@ def write_report(out, data, target, ids, rounds, n_looks=4):
     lines += [f"| {e['round']} | {pct(e['pseudo']['positive'])} | {pct(e['pseudo']['ignored'])} | "
               f"{pct(e['pseudo']['changed'])} |" for e in metrics['rounds']]
     lines += ['', '## Band statistics (Figure 2 of the paper)', '', '![band statistics](bands.png)', '',
-              'Per band (B1…B12, slope, DEM, left to right), mean ± std of the source (blue) and target '
-              f'(orange, {split}) in units of the source std; grey lines at ±1 and ±2. Left: both normalized '
+              'Per band (B1…B12, slope, DEM, left to right), a box from mean − std to mean + std with a black '
+              f'line at the mean, source blue and target orange ({split}), in units of the source std, clipped '
+              'at ±4; grey lines at ±1 and ±2. Left: both normalized '
               'with source statistics. Right: separated normalization, each domain with its own.', '',
               '## Quicklooks', '',
               'Each strip: true colour (B4, B3, B2)' + (', ground truth (green)' if mpaths else '') +

@@ -314,6 +314,11 @@ def run(c):
         entry['pseudo'] = {'positive': float((new == 1).float().mean()),
                            'ignored': float((new == L.IGNORE).float().mean()),
                            'changed': None if prev is None else float((new != prev).float().mean())}
+        if D['yt'] is not None:                       # report only: how right the pseudo-labels are
+            gt = D['yt'].bool()
+            entry['pseudo']['of_landslide'] = {k: float((new[gt] == v).float().mean()) for k, v in
+                                               (('landslide', 1), ('ignored', L.IGNORE), ('background', 0))}
+            entry['pseudo']['background_as_landslide'] = float((new[~gt] == 1).float().mean())
         L.write_masks(os.path.join(rdir, 'pseudo'), info['ids'], new.numpy())
         L.write_masks(os.path.join(rdir, 'masks'), info['ids'], masks.numpy())
         metrics['rounds'].append(entry)

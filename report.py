@@ -108,6 +108,14 @@ def write_report(out, data, target, ids, rounds, n_looks=4):
               '|---|---|---|---|']
     lines += [f"| {e['round']} | {pct(e['pseudo']['positive'])} | {pct(e['pseudo']['ignored'])} | "
               f"{pct(e['pseudo']['changed'])} |" for e in metrics['rounds']]
+    if 'of_landslide' in metrics['rounds'][0]['pseudo']:
+        lines += ['', 'Against the target labels (reported, never used): what the pseudo-labels made of the true '
+                  'landslide pixels, and the share of true background labelled landslide.', '',
+                  '| round | landslide % | ignored % | background % | background labelled landslide % |',
+                  '|---|---|---|---|---|']
+        lines += [f"| {e['round']} | " + ' | '.join(pct(e['pseudo']['of_landslide'][k]) for k in
+                                                    ('landslide', 'ignored', 'background')) +
+                  f" | {pct(e['pseudo']['background_as_landslide'])} |" for e in metrics['rounds']]
     lines += ['', '## Band statistics (Figure 2 of the paper)', '', '![band statistics](bands.png)', '',
               'Per band (B1…B12, slope, DEM, left to right), a box from mean − std to mean + std with a black '
               f'line at the mean, source blue and target orange ({split}), in units of the source std, clipped '

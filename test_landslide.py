@@ -7,7 +7,10 @@ import hashlib
 import itertools
 import json
 import os
+import re
+import struct
 import zipfile
+import zlib
 
 import h5py
 import numpy as np
@@ -19,6 +22,7 @@ import landslide as L
 import refine
 from losses import lovasz_hinge, ohem_bce, segmentation_loss
 from models import MODELS, build_model
+from report import png_bytes
 
 TINY = ['--width', '4', '--scale', '2', '--steps', '3', '--batch-size', '4', '--evals', '1',
         '--ohem-min-kept', '256', '--device', 'cpu']
@@ -264,6 +268,17 @@ def test_masks_and_flat_zip(tmp_path):
     assert not any(f.startswith('.') for f in os.listdir(tmp_path / 'masks'))
 
 
+def test_png_decodes_to_the_same_pixels():
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3)).astype(np.uint8)
+    png = png_bytes(rgb)
+    assert png[:8] == b'\x89PNG\r\n\x1a\n' and png[12:16] == b'IHDR'
+    w, h = struct.unpack('>II', png[16:24])
+    n = struct.unpack('>I', png[33:37])[0]
+    assert png[37:41] == b'IDAT' and zlib.crc32(png[37:41 + n]) == struct.unpack('>I', png[41 + n:45 + n])[0]
+    rows = np.frombuffer(zlib.decompress(png[41:41 + n]), np.uint8).reshape(h, 1 + 3 * w)
+    assert (w, h) == (7, 5) and (rows[:, 0] == 0).all() and np.array_equal(rows[:, 1:].reshape(5, 7, 3), rgb)
+
+
 # ----------------------------------------------------------------------------- models
 
 @pytest.mark.parametrize('name', list(MODELS))
@@ -312,6 +327,10 @@ def test_end_to_end_submission(tiny, tmp_path):
     assert [e['round'] for e in metrics['rounds']] == [0, 1]
     r1 = metrics['rounds'][1]
     assert r1['target'] is not None and 0 <= r1['pseudo']['changed'] <= 1
+    report = open(tmp_path / 'run/report.md').read()
+    pictures = re.findall(r'\]\((\w+\.png)\)', report)
+    assert 'bands.png' in pictures and len(pictures) >= 2
+    assert all(open(tmp_path / 'run' / p, 'rb').read(8) == b'\x89PNG\r\n\x1a\n' for p in pictures)
     for r in (0, 1):
         assert sorted(os.listdir(tmp_path / f'run/round{r}/pseudo')) == sorted(f'mask_{n}.h5' for n in ids)
         ck = torch.load(tmp_path / f'run/round{r}/unet.pt', weights_only=True)
@@ -344,64 +363,34 @@ def write_h5(path, key, arr):
         f[key] = arr
 
 
-def break_missing_mask(d):
-    os.remove(d / 'TrainData/mask/mask_3.h5')
-    return 'TrainData/mask/mask_3.h5'
+def truncate(path):
+    raw = open(path, 'rb').read()
+    open(path, 'wb').write(raw[:len(raw) // 2])
 
 
-def break_orphan_mask(d):
-    os.remove(d / 'TestData/img/image_2.h5')
-    return 'TestData/mask/mask_2.h5'
+BREAKS = {  # how the data is broken -> what the one-line message must contain
+    'image without mask': (lambda d: os.remove(d / 'TrainData/mask/mask_3.h5'), 'TrainData/mask/mask_3.h5'),
+    'mask without image': (lambda d: os.remove(d / 'TestData/img/image_2.h5'), 'TestData/mask/mask_2.h5'),
+    'band count': (lambda d: write_h5(d / 'TrainData/img/image_5.h5', 'img', np.zeros((128, 128, 13), np.float32)),
+                   'image_5.h5'),
+    'size': (lambda d: write_h5(d / 'TestData/img/image_1.h5', 'img', np.zeros((64, 64, 14), np.float32)),
+             'image_1.h5'),
+    'key': (lambda d: write_h5(d / 'TrainData/img/image_2.h5', 'data', np.zeros((128, 128, 14), np.float32)),
+            "image_2.h5: no dataset 'img'"),
+    'truncated': (lambda d: truncate(d / 'TrainData/img/image_4.h5'), 'image_4.h5'),
+    'garbage': (lambda d: open(d / 'TrainData/mask/mask_1.h5', 'wb').write(b'not hdf5' * 100), 'mask_1.h5'),
+    'mask values': (lambda d: write_h5(d / 'TrainData/mask/mask_6.h5', 'mask', np.full((128, 128), 2, np.uint8)),
+                    'mask_6.h5: mask values must be 0 or 1'),
+    'no TrainData': (lambda d: os.system(f"rm -r {d / 'TrainData'}"), 'TrainData/img: folder not found'),
+    'no target split': (lambda d: os.system(f"rm -r {d / 'TestData'}"), 'TestData/img: folder not found'),
+}
 
 
-def break_band_count(d):
-    write_h5(d / 'TrainData/img/image_5.h5', 'img', np.zeros((128, 128, 13), np.float32))
-    return 'image_5.h5'
-
-
-def break_size(d):
-    write_h5(d / 'TestData/img/image_1.h5', 'img', np.zeros((64, 64, 14), np.float32))
-    return 'image_1.h5'
-
-
-def break_key(d):
-    write_h5(d / 'TrainData/img/image_2.h5', 'data', np.zeros((128, 128, 14), np.float32))
-    return "image_2.h5: no dataset 'img'"
-
-
-def break_truncated(d):
-    p = d / 'TrainData/img/image_4.h5'
-    raw = open(p, 'rb').read()
-    open(p, 'wb').write(raw[:len(raw) // 2])
-    return 'image_4.h5'
-
-
-def break_garbage(d):
-    open(d / 'TrainData/mask/mask_1.h5', 'wb').write(b'not hdf5 at all' * 100)
-    return 'mask_1.h5'
-
-
-def break_mask_values(d):
-    write_h5(d / 'TrainData/mask/mask_6.h5', 'mask', np.full((128, 128), 2, np.uint8))
-    return 'mask_6.h5: mask values must be 0 or 1'
-
-
-def break_no_train(d):
-    os.system(f"rm -r {d / 'TrainData'}")
-    return 'TrainData/img: folder not found'
-
-
-def break_no_target(d):
-    os.system(f"rm -r {d / 'TestData'}")
-    return 'TestData/img: folder not found'
-
-
-@pytest.mark.parametrize('breaker', [break_missing_mask, break_orphan_mask, break_band_count, break_size,
-                                     break_key, break_truncated, break_garbage, break_mask_values,
-                                     break_no_train, break_no_target])
-def test_bad_data_one_line_nothing_written(breaker, tiny, tmp_path, capsys):
+@pytest.mark.parametrize('case', list(BREAKS))
+def test_bad_data_one_line_nothing_written(case, tiny, tmp_path, capsys):
     d = copy_data(tiny, tmp_path)
-    expected = breaker(d)
+    breaker, expected = BREAKS[case]
+    breaker(d)
     digest = tree_digest(d)
     assert run_refine(str(d), tmp_path / 'out') == 2
     err = capsys.readouterr().err.strip()

@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 
-def lovasz_grad(gt_sorted, valid_sorted, gts=None):
+def lovasz_grad(gt_sorted, valid_sorted):
     """Gradient of the Lovász extension of the Jaccard loss with respect to sorted errors.
-    gt_sorted, valid_sorted: [B, K] float, rows sorted by decreasing error, invalid pixels last;
-    gts: [B, 1] positives per row when the rows hold only the K largest errors. -> [B, K]"""
-    gts = gt_sorted.sum(1, keepdim=True) if gts is None else gts
+    gt_sorted, valid_sorted: [B, P] float, rows sorted by decreasing error, invalid pixels last.
+    -> [B, P]"""
+    gts = gt_sorted.sum(1, keepdim=True)
     intersection = gts - gt_sorted.cumsum(1)
     union = gts + (valid_sorted - gt_sorted).cumsum(1)
     jaccard = 1 - intersection / union.clamp_min(1)        # union is 0 only in all-ignored rows
@@ -34,15 +34,8 @@ def lovasz_hinge(logits, labels, per_image=True, ignore=None):
     gt = (labels == 1) & valid
     signs = 2 * gt.to(logits.dtype) - 1
     errors = torch.where(valid, 1 - logits * signs, torch.full_like(logits, -torch.inf))
-    # Pixels with error <= 0 add nothing and come last in the order, so only the pixels with a
-    # positive error need sorting: once a network separates most pixels, far fewer than all.
-    k = max(int((errors > 0).sum(1).max()), 1)
-    if k < errors.shape[1] // 2:
-        errors_sorted, perm = torch.topk(errors, k, dim=1)
-    else:
-        errors_sorted, perm = torch.sort(errors, dim=1, descending=True)
-    grad = lovasz_grad(gt.gather(1, perm).to(logits.dtype), valid.gather(1, perm).to(logits.dtype),
-                       gt.sum(1, keepdim=True).to(logits.dtype))
+    errors_sorted, perm = torch.sort(errors, dim=1, descending=True)
+    grad = lovasz_grad(gt.gather(1, perm).to(logits.dtype), valid.gather(1, perm).to(logits.dtype))
     loss = (F.relu(errors_sorted) * grad).sum(1)           # relu(-inf) = 0: ignored pixels drop out
     return loss.mean()
 

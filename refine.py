@@ -319,6 +319,10 @@ def run(c):
             entry['pseudo']['of_landslide'] = {k: float((new[gt] == v).float().mean()) for k, v in
                                                (('landslide', 1), ('ignored', L.IGNORE), ('background', 0))}
             entry['pseudo']['background_as_landslide'] = float((new[~gt] == 1).float().mean())
+        share, src_share = entry['pseudo']['positive'], float(D['ys'].float().mean())
+        if share < src_share / 2:                     # label-free: compares with the source labels
+            log(f'warning: round {rnd} pseudo-labels mark {100 * share:.2f} % of target pixels landslide, '
+                f'the source labels {100 * src_share:.2f} %: refinement may erode recall (README, evidence)')
         L.write_masks(os.path.join(rdir, 'pseudo'), info['ids'], new.numpy())
         L.write_masks(os.path.join(rdir, 'masks'), info['ids'], masks.numpy())
         metrics['rounds'].append(entry)

@@ -10,11 +10,10 @@ runs it; on a CUDA machine it also measures the paper-sized GPU recipe.
 """
 import argparse
 import json
-import math
 import os
 import resource
+import shutil
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -230,6 +229,7 @@ def speed(args):
         c = argparse.Namespace(batch_size=16, scale=scale)
         t = median_time(lambda: refine.predict(ms, X[:32], c, dev), dev, args.repeats)
         print(f'scale {scale}: {32 / t:.1f} patches/s')
+    shutil.rmtree(tmp)
 
 
 def main(argv=None):

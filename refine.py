@@ -18,7 +18,6 @@ import shutil
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

@@ -4,7 +4,6 @@ bad input and interrupted runs.
     python -m pytest -q
 """
 import hashlib
-import itertools
 import json
 import os
 import re

@@ -64,7 +64,8 @@ def _numbered(folder, stem):
             for f in os.listdir(folder) if (m := pat.match(f))}
 
 
-def _read(path, key, shape):
+def _read(path, key, shape, load=True):
+    """The dataset `key` of an HDF5 file, checked for its shape; load=False checks only."""
     try:
         with h5py.File(path, 'r') as f:
             if key not in f:
@@ -72,7 +73,7 @@ def _read(path, key, shape):
             d = f[key]
             if d.shape != shape:
                 raise DataError(f"{path}: '{key}' has shape {d.shape}, expected {shape}")
-            return d[()]
+            return d[()] if load else None
     except OSError as e:
         raise DataError(f'{path}: not a readable HDF5 file, truncated or corrupt? ({e.__class__.__name__})')
 
@@ -96,14 +97,7 @@ def check_split(root, split):
     values. Reads only headers and the (small) masks. -> (ids, image paths, mask paths or None)"""
     ids, ipaths, mpaths = list_split(root, split)
     for p in ipaths:
-        try:
-            with h5py.File(p, 'r') as f:
-                if 'img' not in f:
-                    raise DataError(f"{p}: no dataset 'img' (found: {', '.join(f.keys()) or 'none'})")
-                if f['img'].shape != (SIZE, SIZE, BANDS):
-                    raise DataError(f"{p}: 'img' has shape {f['img'].shape}, expected {(SIZE, SIZE, BANDS)}")
-        except OSError as e:
-            raise DataError(f'{p}: not a readable HDF5 file, truncated or corrupt? ({e.__class__.__name__})')
+        _read(p, 'img', (SIZE, SIZE, BANDS), load=False)
     for p in mpaths or []:
         read_mask(p)
     return ids, ipaths, mpaths

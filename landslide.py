@@ -221,15 +221,20 @@ def write_mask(path, mask):
     atomic_write(path, w)
 
 
-def write_masks(folder, ids, masks):
-    """Write mask_N.h5 for every N into folder, all or nothing: the files go to a sibling
-    folder that is renamed into place. masks: uint8 [N, 128, 128]"""
+def mask_name(image_path):
+    """image_N.h5 -> mask_N.h5, keeping N exactly as written (image_007.h5 -> mask_007.h5)."""
+    return 'mask_' + os.path.basename(image_path)[len('image_'):]
+
+
+def write_masks(folder, files, masks):
+    """Write each mask under its file name into folder, all or nothing: the files go to a
+    sibling folder that is renamed into place. files: names; masks: uint8 [N, 128, 128]"""
     part = folder + '.partial'
     if os.path.isdir(part):
         _rmtree(part)
     os.makedirs(part)
-    for n, m in zip(ids, masks):
-        write_mask(os.path.join(part, f'mask_{n}.h5'), m)
+    for f, m in zip(files, masks):
+        write_mask(os.path.join(part, f), m)
     if os.path.isdir(folder):
         _rmtree(folder)
     os.replace(part, folder)

@@ -276,7 +276,7 @@ def prepare(c):
     D = dict(xs=L.load_images(ip_s, stats['train']).to(dev), ys=L.load_masks(mp_s).to(dev),
              xt=L.load_images(ip_t, t_stats).to(dev), yt=L.load_masks(mp_t),
              hold_idx=perm[:n_hold].sort().values, train_idx=perm[n_hold:].sort().values)
-    return D, dict(names=names, ids=ids_t, dev=dev, stats=stats)
+    return D, dict(names=names, files=[L.mask_name(p) for p in ip_t], dev=dev, stats=stats)
 
 
 def run(c):
@@ -322,15 +322,15 @@ def run(c):
         if share < src_share / 2:                     # label-free: compares with the source labels
             log(f'warning: round {rnd} pseudo-labels mark {100 * share:.2f} % of target pixels landslide, '
                 f'the source labels {100 * src_share:.2f} %: refinement may erode recall (README, evidence)')
-        L.write_masks(os.path.join(rdir, 'pseudo'), info['ids'], new.numpy())
-        L.write_masks(os.path.join(rdir, 'masks'), info['ids'], masks.numpy())
+        L.write_masks(os.path.join(rdir, 'pseudo'), info['files'], new.numpy())
+        L.write_masks(os.path.join(rdir, 'masks'), info['files'], masks.numpy())
         metrics['rounds'].append(entry)
         L.write_json(os.path.join(c.out, 'metrics.json'), metrics)
-        write_report(c.out, c.data, c.target, info['ids'], rnd)
+        write_report(c.out, c.data, c.target, rnd)
         pseudo, prev = new.to(dev), new
     L.write_zip(os.path.join(c.out, 'submission.zip'), os.path.join(c.out, f'round{c.rounds}', 'masks'))
     print_table(metrics, names)
-    print(f"submission: {os.path.join(c.out, 'submission.zip')}  ({len(info['ids'])} masks); "
+    print(f"submission: {os.path.join(c.out, 'submission.zip')}  ({len(info['files'])} masks); "
           f"report: {os.path.join(c.out, 'report.md')}")
     return metrics
 

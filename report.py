@@ -74,18 +74,18 @@ def band_plot(stats, src, tgt):
     return np.concatenate([tiles[0], gap, tiles[1]], 1)
 
 
-def write_report(out, data, target, ids, rounds, n_looks=4):
+def write_report(out, data, target, rounds, n_looks=4):
     """Write <out>/report.md and its pictures from the files of a run folder."""
     metrics = json.load(open(os.path.join(out, 'metrics.json')))
     stats = json.load(open(os.path.join(out, 'stats.json')))
     split = L.SPLITS[target]
     write_png(os.path.join(out, 'bands.png'), np.kron(band_plot(stats, 'train', target), np.ones((1, 2, 1), np.uint8)))
-    _, ipaths, mpaths = L.list_split(data, target)
+    ids, ipaths, mpaths = L.list_split(data, target)
     looks = []
     for k in np.linspace(0, len(ids) - 1, min(n_looks, len(ids))).astype(int):
         n, rgb = ids[k], true_colour(L.read_image(ipaths[k]))
         row = [rgb] + ([overlay(rgb, L.read_mask(mpaths[k]), (40, 220, 40))] if mpaths else [])
-        row += [overlay(rgb, L.read_mask(os.path.join(out, f'round{r}', 'masks', f'mask_{n}.h5')))
+        row += [overlay(rgb, L.read_mask(os.path.join(out, f'round{r}', 'masks', L.mask_name(ipaths[k]))))
                 for r in range(rounds + 1)]
         sep = np.full((128, 4, 3), 255, np.uint8)
         strip = np.concatenate(sum(([t, sep] for t in row), [])[:-1], 1)
@@ -131,6 +131,5 @@ def write_report(out, data, target, ids, rounds, n_looks=4):
 if __name__ == '__main__':
     run = sys.argv[1]
     cfg, m = json.load(open(os.path.join(run, 'config.json'))), json.load(open(os.path.join(run, 'metrics.json')))
-    ids = L.list_split(cfg['data'], cfg['target'])[0]
-    write_report(run, cfg['data'], cfg['target'], ids, len(m['rounds']) - 1)
+    write_report(run, cfg['data'], cfg['target'], len(m['rounds']) - 1)
     print(f"wrote {os.path.join(run, 'report.md')}")

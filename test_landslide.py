@@ -259,7 +259,7 @@ def test_metrics_are_split_wide():
 
 def test_masks_and_flat_zip(tmp_path):
     masks = np.random.default_rng(0).integers(0, 2, (3, 128, 128)).astype(np.uint8)
-    L.write_masks(str(tmp_path / 'masks'), [4, 7, 12], masks)
+    L.write_masks(str(tmp_path / 'masks'), ['mask_4.h5', 'mask_7.h5', 'mask_12.h5'], masks)
     L.write_zip(str(tmp_path / 's.zip'), str(tmp_path / 'masks'))
     with zipfile.ZipFile(tmp_path / 's.zip') as z:
         assert z.namelist() == ['mask_4.h5', 'mask_7.h5', 'mask_12.h5']
@@ -334,6 +334,18 @@ def test_end_to_end_submission(tiny, tmp_path):
         assert sorted(os.listdir(tmp_path / f'run/round{r}/pseudo')) == sorted(f'mask_{n}.h5' for n in ids)
         ck = torch.load(tmp_path / f'run/round{r}/unet.pt', weights_only=True)
         assert ck['config'] == {'name': 'unet', 'width': 4}
+
+
+def test_submission_keeps_the_numbers_as_written(tiny, tmp_path):
+    d = copy_data(tiny, tmp_path)
+    for sub, stem in (('img', 'image'), ('mask', 'mask')):
+        for f in os.listdir(d / 'TestData' / sub):
+            n = int(f[len(stem) + 1:-3])
+            os.rename(d / 'TestData' / sub / f, d / 'TestData' / sub / f'{stem}_{n:04d}.h5')
+    assert run_refine(str(d), tmp_path / 'run', '--rounds', '0', '--models', 'unet') == 0
+    with zipfile.ZipFile(tmp_path / 'run/submission.zip') as z:
+        assert sorted(z.namelist()) == sorted(f.replace('image', 'mask') for f in os.listdir(d / 'TestData/img'))
+        assert all(n.startswith('mask_000') for n in z.namelist())
 
 
 def test_target_labels_never_steer_training(tiny, tmp_path):

@@ -104,7 +104,7 @@ def conv_flops(model, size):
     return total[0]
 
 
-def train_step_fn(name, width, scale, dev, plain, paths, stats, bs=16, compile_=False):
+def train_step_fn(name, width, scale, dev, plain, paths, mpaths, stats, bs=16, compile_=False):
     """One training step, the project's way (data resident on the device as float16, augment
     and promote on the batch, channels_last, bf16 autocast on CUDA) or the plain way (fp32,
     NCHW, each sample read from HDF5, normalized and resized on the CPU, then copied over)."""
@@ -114,14 +114,14 @@ def train_step_fn(name, width, scale, dev, plain, paths, stats, bs=16, compile_=
     fwd = torch.compile(model) if compile_ else model
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     g = torch.Generator().manual_seed(0)
-    X, Y = L.load_images(paths, stats).to(dev), L.load_masks([p.replace('img/image', 'mask/mask') for p in paths]).to(dev)
+    X, Y = L.load_images(paths, stats).to(dev), L.load_masks(mpaths).to(dev)
 
     def batch_plain():
         xs, ys = [], []
         for i in torch.randint(len(paths), (bs,), generator=g).tolist():
             x = (L.read_image(paths[i]) - np.asarray(stats['mean'], np.float32)) / np.asarray(stats['std'], np.float32)
             x, y = L.promote(torch.from_numpy(x.transpose(2, 0, 1).copy())[None], scale,
-                             torch.from_numpy(L.read_mask(paths[i].replace('img/image', 'mask/mask')))[None])
+                             torch.from_numpy(L.read_mask(mpaths[i]))[None])
             xs.append(x[0]), ys.append(y[0])
         return torch.stack(xs).to(dev), torch.stack(ys).to(dev)
 
@@ -144,10 +144,10 @@ def train_step_fn(name, width, scale, dev, plain, paths, stats, bs=16, compile_=
 
 def measure_training(job):
     """Run in a fresh process so that peak memory belongs to this measurement alone."""
-    name, width, scale, dev, plain, paths, stats, repeats, compile_ = job
+    name, width, scale, dev, plain, paths, mpaths, stats, repeats, compile_ = job
     dev = torch.device(dev)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    step = train_step_fn(name, width, scale, dev, plain, paths, stats, compile_=compile_)
+    step = train_step_fn(name, width, scale, dev, plain, paths, mpaths, stats, compile_=compile_)
     if dev.type == 'cuda':
         torch.cuda.reset_peak_memory_stats()
     t = median_time(step, dev, repeats)
@@ -177,7 +177,7 @@ def speed(args):
     print(f'device: {name}; torch {torch.__version__}; width {width}; batch 16; median of {args.repeats}')
     tmp = tempfile.mkdtemp(prefix='landslide-bench-')
     L.synth(tmp, train=64, valid=0, test=0, seed=0)
-    _, paths, _ = L.list_split(tmp, 'train')
+    _, paths, mpaths = L.list_split(tmp, 'train')
     stats = L.band_stats(paths)
 
     print('\n## Training throughput, images/s (peak memory GiB); plain = the same network trained the '
@@ -190,7 +190,7 @@ def speed(args):
         for scale in (1, 4):
             for plain in (False, True):
                 with ctx.Pool(1) as pool:
-                    r, mem = pool.apply(measure_training, ((model, width, scale, dev.type, plain, paths, stats,
+                    r, mem = pool.apply(measure_training, ((model, width, scale, dev.type, plain, paths, mpaths, stats,
                                                             args.repeats, False),))
                 rates[scale, plain] = r
                 cells.append(f'{r:.2f} ({mem:.2f})')
@@ -200,7 +200,7 @@ def speed(args):
         peak = next((v for k, v in BF16_PEAK.items() if k in name), None)
         for compile_ in ([False, True] if args.compile else [False]):
             with ctx.Pool(1) as pool:
-                r, _ = pool.apply(measure_training, (('unet', width, 4, 'cuda', False, paths, stats,
+                r, _ = pool.apply(measure_training, (('unet', width, 4, 'cuda', False, paths, mpaths, stats,
                                                       args.repeats, compile_),))
             frac = f', {100 * flops * r / peak:.1f} % of the bf16 peak' if peak else ''
             print(f'unet at 512², compile={compile_}: {r:.1f} img/s = {flops * r / 1e12:.1f} TFLOP/s{frac}')

@@ -179,14 +179,20 @@ def train_one(name, k, rnd, D, pseudo, c, dev, log):
             eta = (steps - step) * c.batch_size / rate
             log(f'round {rnd}  {name:8s} step {step:5d}/{steps}  loss {loss.item():.4f}  '
                 f'{rate:6.1f} img/s  eta {int(eta // 60)}m{int(eta % 60):02d}s')
-        if step in evals and len(D['hold_idx']):
-            f1 = L.scores(*L.confusion(predict([model], D['xs'][D['hold_idx']], c, dev) >= 0.5,
-                                       D['ys'][D['hold_idx']].cpu()))['f1']
+        if step in evals and D['yh'] is not None:
+            f1 = holdout_scores([model], D, c, dev)['f1']
             if best is None or f1 > best:
                 best, best_state = f1, {k_: v.detach().clone() for k_, v in model.state_dict().items()}
     if best_state is not None:                        # no hold-out: keep the last weights
         model.load_state_dict(best_state)
     return model.eval(), best
+
+
+def holdout_scores(models, D, c, dev):
+    """Precision, recall, F1, IoU of the ensemble on the source hold-out (None without one)."""
+    if D['yh'] is None:
+        return None
+    return L.scores(*L.confusion(predict(models, D['xh'], c, dev) >= 0.5, D['yh']))
 
 
 @torch.no_grad()
@@ -266,7 +272,7 @@ def prepare(c):
     for d in [c.out] + [os.path.join(c.out, f) for f in os.listdir(c.out) if f.startswith('round')]:
         L.sweep(d)
     L.write_json(spath, stats)
-    L.write_json(os.path.join(c.out, 'config.json'), {k: v for k, v in vars(c).items()})
+    L.write_json(os.path.join(c.out, 'config.json'), vars(c))
     dev = torch.device('cuda' if c.device == 'cuda' or (c.device == 'auto' and torch.cuda.is_available())
                        else 'cpu')
     print(f'loading {len(ip_s)} source and {len(ip_t)} target patches onto {dev}')
@@ -275,7 +281,9 @@ def prepare(c):
     n_hold = int(round(c.holdout * len(ids_s)))
     D = dict(xs=L.load_images(ip_s, stats['train']).to(dev), ys=L.load_masks(mp_s).to(dev),
              xt=L.load_images(ip_t, t_stats).to(dev), yt=L.load_masks(mp_t),
-             hold_idx=perm[:n_hold].sort().values, train_idx=perm[n_hold:].sort().values)
+             train_idx=perm[n_hold:].sort().values)
+    hold = perm[:n_hold].sort().values                # the source hold-out, sliced out once
+    D['xh'], D['yh'] = (D['xs'][hold.to(dev)], D['ys'][hold.to(dev)].cpu()) if n_hold else (None, None)
     return D, dict(names=names, files=[L.mask_name(p) for p in ip_t], dev=dev, stats=stats)
 
 
@@ -302,10 +310,8 @@ def run(c):
                 save_model(path, model, name, c, f1)
             models.append(model)
             f1s[name] = f1
-        entry = {'round': rnd, 'models': {n: {'holdout_f1': f} for n, f in f1s.items()}, 'holdout': None}
-        if len(D['hold_idx']):
-            p = predict(models, D['xs'][D['hold_idx']], c, dev)
-            entry['holdout'] = L.scores(*L.confusion(p >= 0.5, D['ys'][D['hold_idx']].cpu()))
+        entry = {'round': rnd, 'models': {n: {'holdout_f1': f} for n, f in f1s.items()}}
+        entry['holdout'] = holdout_scores(models, D, c, dev)
         prob = predict(models, D['xt'], c, dev)
         new = pseudo_labels(prob, c.threshold, c.ignore_uncertain)
         masks = (prob >= 0.5).to(torch.uint8)

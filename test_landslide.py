@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 import landslide as L
 import refine
-from losses import lovasz_hinge, ohem_bce, segmentation_loss
+from losses import lovasz_grad, lovasz_hinge, ohem_bce, segmentation_loss
 from models import MODELS, build_model
 from report import png_bytes
 
@@ -100,6 +100,40 @@ def test_lovasz_all_ignored_image_gives_zero_loss_and_gradient():
     loss.backward()
     assert torch.isfinite(loss) and loss.item() == pytest.approx(single.item() / 2)
     assert torch.all(logits.grad[0] == 0) and torch.isfinite(logits.grad).all()
+
+
+def lovasz_full_sort(logits, labels, per_image=True, ignore=None):
+    """The textbook batched form, every pixel of a row sorted: the reference for the fast one."""
+    rows = logits.shape[0] if per_image else 1
+    logits, labels = logits.reshape(rows, -1), labels.reshape(rows, -1)
+    valid = labels != ignore if ignore is not None else torch.ones_like(labels, dtype=torch.bool)
+    gt = (labels == 1) & valid
+    errors = torch.where(valid, 1 - logits * (2 * gt.to(logits.dtype) - 1), -torch.inf)
+    errors_sorted, perm = torch.sort(errors, dim=1, descending=True)
+    grad = lovasz_grad(gt.gather(1, perm).to(logits.dtype), valid.gather(1, perm).to(logits.dtype))
+    return (F.relu(errors_sorted) * grad).sum(1).mean()
+
+
+@pytest.mark.parametrize('kind', ['random', 'trained-like'])
+@pytest.mark.parametrize('per_image', [True, False])
+def test_lovasz_positive_prefix_equals_full_sort(kind, per_image):
+    """Values and gradients equal the full sort, with ignored pixels and an all-ignored image."""
+    g = torch.Generator().manual_seed(3)
+    labels = (torch.rand(5, 32, 32, generator=g) < 0.05).long()
+    noise = torch.randn(5, 32, 32, generator=g)
+    logits = noise if kind == 'random' else (2 * labels - 1) * 3.0 + noise
+    labels[1, :8] = 255
+    labels[3] = 255
+    grads = []
+    for fn in (lovasz_hinge, lovasz_full_sort):
+        z = logits.clone().requires_grad_()
+        loss = fn(z, labels, per_image, ignore=255)
+        loss.backward()
+        grads.append((loss.detach(), z.grad))
+    (a, ga), (b, gb) = grads
+    assert a.item() > 0 and a.item() == pytest.approx(b.item(), rel=1e-5)
+    assert torch.allclose(ga, gb, rtol=1e-5, atol=1e-8) and ga.abs().sum() > 0
+    assert torch.all(ga[3] == 0)
 
 
 # ----------------------------------------------------------------------------- OHEM
@@ -523,3 +557,18 @@ def test_changed_command_refused_unless_forced(tiny, tmp_path, capsys):
     assert 'differs in: --lr' in capsys.readouterr().err
     assert run_refine(tiny, tmp_path / 'run', '--rounds', '0', '--lr', '0.01', '--force') == 0
     assert json.load(open(tmp_path / 'run/config.json'))['lr'] == 0.01
+
+
+# ----------------------------------------------------------------------------- the GPU check, dry
+
+def test_gpu_check_dry_mode_runs_every_part(tmp_path, capsys):
+    import bench
+    rows = dict(bench.main(['gpu', '--dry', '--repeats', '1', '--budget', '0', '--json', str(tmp_path / 'g.json')]))
+    assert rows['demo run: submission'] == 'valid'
+    assert float(rows['Lovász + OHEM vs CPU, largest relative error (values, gradients)']) < 1e-5
+    for net in MODELS:
+        assert 'img/s' in ' '.join(k for k in rows if k.startswith(net))
+        assert rows[f'{net} ours, compiled'].startswith('skipped')
+    assert any(k.startswith('paper recipe projected (ours;') for k in rows)
+    assert json.load(open(tmp_path / 'g.json'))['rows'][0][0] == 'demo run: submission'
+    assert '| check | result |' in capsys.readouterr().out

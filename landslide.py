@@ -8,8 +8,9 @@ Layout (one 128x128 patch per HDF5 file, paired by the number N):
     <root>/ValidData/..., <root>/TestData/...          (masks optional)
 Bands: 0-11 Sentinel-2 B1-B12, 12 slope, 13 DEM.
 
-Make a synthetic dataset in that layout:
+Make a synthetic dataset in that layout, or one whole synthetic scene:
     python landslide.py synth data/ --train 400 --valid 60 --test 120 --shift 1.0
+    python landslide.py synth-scene scenes/ --size 2048 --shift 1.0 --seed 0
 """
 import argparse
 import json
@@ -105,26 +106,42 @@ def check_split(root, split):
 
 # ----------------------------------------------------------------------------- separated normalization
 
-def band_stats(paths):
-    """Per-band mean and std of a split in one streaming float64 pass (Chan's pairwise update),
-    skipping NaN/Inf. -> dict(mean=[14], std=[14], nonfinite=int, n=int)"""
-    n, mean, m2, bad = np.zeros(BANDS), np.zeros(BANDS), np.zeros(BANDS), 0
-    for p in paths:
-        x = read_image(p).reshape(-1, BANDS).astype(np.float64)
+class StatsAccumulator:
+    """Per-band mean and std in one streaming float64 pass (Chan's pairwise update); NaN/Inf
+    values are skipped and counted. add(x) with x [N, 14] any number of times, then result()."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2, self.bad = np.zeros(BANDS), np.zeros(BANDS), np.zeros(BANDS), 0
+
+    def add(self, x):
+        x = np.asarray(x, np.float64)
         ok = np.isfinite(x)
-        bad += int((~ok).sum())
+        self.bad += int((~ok).sum())
         nb = ok.sum(0)
-        xb = np.where(ok, x, 0.0)
-        mb = xb.sum(0) / np.maximum(nb, 1)
+        mb = np.where(ok, x, 0.0).sum(0) / np.maximum(nb, 1)
         m2b = (np.where(ok, x - mb, 0.0) ** 2).sum(0)
-        tot = n + nb
-        d = mb - mean
-        mean = mean + d * nb / np.maximum(tot, 1)
-        m2 = m2 + m2b + d ** 2 * n * nb / np.maximum(tot, 1)
-        n = tot
-    std = np.sqrt(m2 / np.maximum(n, 1))
-    return {'mean': mean.tolist(), 'std': np.where(std > 1e-8, std, 1.0).tolist(),
-            'nonfinite': bad, 'n': len(paths)}
+        tot = self.n + nb
+        d = mb - self.mean
+        self.mean = self.mean + d * nb / np.maximum(tot, 1)
+        self.m2 = self.m2 + m2b + d ** 2 * self.n * nb / np.maximum(tot, 1)
+        self.n = tot
+
+    def result(self):
+        """-> dict(mean=[14], std=[14] (1 where a band is constant or empty), nonfinite, valid)"""
+        std = np.sqrt(self.m2 / np.maximum(self.n, 1))
+        return {'mean': self.mean.tolist(), 'std': np.where(std > 1e-8, std, 1.0).tolist(),
+                'nonfinite': self.bad, 'valid': int(self.n.min())}
+
+
+def band_stats(paths):
+    """Per-band mean and std of a split's patches, NaN/Inf skipped.
+    -> dict(mean=[14], std=[14], nonfinite=int, n=patches)"""
+    acc = StatsAccumulator()
+    for p in paths:
+        acc.add(read_image(p).reshape(-1, BANDS))
+    r = acc.result()
+    del r['valid']
+    return r | {'n': len(paths)}
 
 
 def load_images(paths, stats):
@@ -304,13 +321,15 @@ def domain(shift, seed):
             'haze': 0.02 * shift, 'older': 0.2 * shift}
 
 
-def synth_patch(rng, dom):
-    """One patch. -> (img float32 [128, 128, 14], mask uint8 [128, 128])"""
-    n = SIZE
+def synth_patch(rng, dom, n=SIZE):
+    """One patch, or with n > 128 one coherent n x n scene: the same terrain, cover, scars and
+    look-alikes, their counts scaled with the area (n = 128 draws exactly as a patch always has).
+    -> (img float32 [n, n, 14], mask uint8 [n, n])"""
+    area = (n / SIZE) ** 2
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
     # terrain: hills where a smooth field says 'mountain', flat valley floors elsewhere
-    hills = 0.6 * _noise(rng, 20) + 0.3 * _noise(rng, 8) + 0.1 * _noise(rng, 3)
-    mountain = _sigmoid(3 * _noise(rng, 30) + 1.5)
+    hills = 0.6 * _noise(rng, 20, n) + 0.3 * _noise(rng, 8, n) + 0.1 * _noise(rng, 3, n)
+    mountain = _sigmoid(3 * _noise(rng, 30, n) + 1.5)
     dem = dom['base'] + rng.uniform(0, 400) + dom['relief'] * rng.uniform(0.6, 1.4) * hills * mountain
     gy, gx = np.gradient(dem, 10.0)                     # 10 m pixels
     slope = np.degrees(np.arctan(np.hypot(gx, gy)))
@@ -319,40 +338,48 @@ def synth_patch(rng, dom):
     shade = np.cos(sun_zen) * np.cos(np.radians(slope)) + \
         np.sin(sun_zen) * np.sin(np.radians(slope)) * np.cos(sun_az - aspect)
     # cover: vegetation over natural soil, thinner on steep ground
-    veg = _sigmoid(2 * _noise(rng, 10) + dom['veg_bias'] + rng.normal(0, 0.5) - slope / 40)
+    veg = _sigmoid(2 * _noise(rng, 10, n) + dom['veg_bias'] + rng.normal(0, 0.5) - slope / 40)
     spec = {k: np.asarray(v) * (1 if k in ('vegetation', 'water') else dom['tint']) for k, v in SPECTRA.items()}
     refl = veg[..., None] * spec['vegetation'] + (1 - veg[..., None]) * spec['soil']
     mask = np.zeros((n, n), bool)
-    # landslide scars: on steep slopes, elongated downslope, with ragged edges
+    # landslide scars: on steep slopes, elongated downslope, with ragged edges; each drawn in
+    # the 128 x 128 window around it (the whole patch when n = 128)
     steep = np.argwhere(slope > 22)
-    for _ in range(rng.poisson(3.0) if len(steep) else 0):
+    for _ in range(rng.poisson(3.0 * area) if len(steep) else 0):
         cy, cx = steep[rng.integers(len(steep))]
+        y0, x0 = min(max(cy - SIZE // 2, 0), n - SIZE), min(max(cx - SIZE // 2, 0), n - SIZE)
+        win = np.s_[y0:y0 + SIZE, x0:x0 + SIZE]
         ang = np.arctan2(gy[cy, cx], gx[cy, cx])
-        u = (xx - cx) * np.cos(ang) + (yy - cy) * np.sin(ang)
-        v = -(xx - cx) * np.sin(ang) + (yy - cy) * np.cos(ang)
+        u = (xx[win] - cx) * np.cos(ang) + (yy[win] - cy) * np.sin(ang)
+        v = -(xx[win] - cx) * np.sin(ang) + (yy[win] - cy) * np.cos(ang)
         a, b = rng.uniform(6, 18), rng.uniform(2, 5)
         scar = (u / a) ** 2 + (v / b) ** 2 < 1 + 0.35 * _noise(rng, 2)
         fresh = rng.uniform(0.5, 0.95) - dom['older']   # older scars are partly green again
-        refl[scar] = (1 - fresh) * refl[scar] + fresh * spec['scar'] * rng.uniform(0.85, 1.15)
-        mask |= scar
+        r = refl[win]
+        r[scar] = (1 - fresh) * r[scar] + fresh * spec['scar'] * rng.uniform(0.85, 1.15)
+        mask[win] |= scar
     # look-alikes: bare rock outcrops on steep ground (no landslides: their shape differs), and
     # on flat ground, where only slope tells them apart, bare fields and river bars
-    rock = (_noise(rng, 4) > 1.7) & (slope > 28) & ~mask
+    rock = (_noise(rng, 4, n) > 1.7) & (slope > 28) & ~mask
     flat = slope < 8
     fields = np.zeros((n, n), bool)
     flats = np.argwhere(flat)
-    for _ in range(rng.poisson(1.5) if len(flats) else 0):
+    for _ in range(rng.poisson(1.5 * area) if len(flats) else 0):
         cy, cx = flats[rng.integers(len(flats))]
         h, w = rng.integers(4, 12, size=2)
         fields[max(cy - h, 0):cy + h, max(cx - w, 0):cx + w] = True
     fields &= flat
-    water = bars = np.zeros((n, n), bool)
-    if rng.random() < 0.4:
-        t = rng.uniform(0, np.pi)
-        d = (xx - n / 2) * np.sin(t) - (yy - n / 2) * np.cos(t) + \
-            rng.uniform(-30, 30) + 8 * np.sin(((xx - n / 2) * np.cos(t) + (yy - n / 2) * np.sin(t)) / 9)
-        water = np.abs(d) < rng.uniform(1.5, 3.5)
-        bars = (np.abs(d) < 8) & ~water & (_noise(rng, 4) > 0.3) & flat
+    water, bars, gravel = np.zeros((n, n), bool), np.zeros((n, n), bool), None
+    for _ in range(max(1, round(n / SIZE))):            # rivers: one chance per 128 pixels of side
+        if rng.random() < 0.4:
+            t = rng.uniform(0, np.pi)
+            d = (xx - n / 2) * np.sin(t) - (yy - n / 2) * np.cos(t) + rng.uniform(-30, 30) * n / SIZE + \
+                8 * np.sin(((xx - n / 2) * np.cos(t) + (yy - n / 2) * np.sin(t)) / 9)
+            river = np.abs(d) < rng.uniform(1.5, 3.5)
+            gravel = _noise(rng, 4, n) > 0.3 if gravel is None else gravel
+            bars |= (np.abs(d) < 8) & ~river & gravel & flat
+            water |= river
+    bars &= ~water
     for region, name, mix in ((fields, 'field', 0.9), (bars, 'gravel', 0.9), (water, 'water', 1.0),
                               (rock, 'rock', 0.8)):
         refl[region] = (1 - mix) * refl[region] + mix * spec[name] * rng.uniform(0.9, 1.1)
@@ -386,6 +413,14 @@ def synth(out, train=400, valid=60, test=120, shift=1.0, seed=0, target_masks=Tr
                     f.create_dataset('mask', data=mask)
 
 
+def synth_scene(out, size=1024, shift=1.0, seed=0):
+    """One coherent size x size scene of the given target shift (shift 0 = the source domain),
+    with its true mask, written by scene.write_scene. -> paths written"""
+    import scene                                    # scene I/O lives there; it imports this module
+    img, mask = synth_patch(np.random.default_rng([seed, 3]), domain(shift, seed), size)
+    return scene.write_scene(out, img, mask)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description='Landslide4Sense data tools')
     sub = ap.add_subparsers(dest='cmd', required=True)
@@ -397,7 +432,17 @@ def main(argv=None):
     s.add_argument('--shift', type=float, default=1.0, help='strength of the target-domain shift')
     s.add_argument('--seed', type=int, default=0)
     s.add_argument('--no-target-masks', action='store_true', help='drop ValidData/TestData masks')
+    s = sub.add_parser('synth-scene', help='write one coherent synthetic scene (HDF5, and GeoTIFF with rasterio)')
+    s.add_argument('out', help='folder for scene.h5 (img, mask), scene.tif and scene_mask.tif')
+    s.add_argument('--size', type=int, default=1024)
+    s.add_argument('--shift', type=float, default=1.0)
+    s.add_argument('--seed', type=int, default=0)
     a = ap.parse_args(argv)
+    if a.cmd == 'synth-scene':
+        if a.size < SIZE:
+            sys.exit(f'error: --size must be at least {SIZE}')
+        print('wrote ' + ', '.join(synth_scene(a.out, a.size, a.shift, a.seed)))
+        return
     if min(a.train, a.valid, a.test) < 0 or a.train == 0:
         sys.exit('error: --train must be positive and --valid/--test non-negative')
     synth(a.out, a.train, a.valid, a.test, a.shift, a.seed, not a.no_target_masks)

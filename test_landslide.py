@@ -23,8 +23,7 @@ from losses import lovasz_grad, lovasz_hinge, ohem_bce, segmentation_loss
 from models import MODELS, build_model
 from report import png_bytes
 
-TINY = ['--width', '4', '--scale', '2', '--steps', '3', '--batch-size', '4', '--evals', '1',
-        '--ohem-min-kept', '256', '--device', 'cpu']
+from conftest import TINY
 
 
 # ----------------------------------------------------------------------------- Lovász hinge
@@ -174,13 +173,6 @@ def test_losses_finite_on_all_background_and_all_ignored():
 
 
 # ----------------------------------------------------------------------------- data
-
-@pytest.fixture(scope='session')
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp('data')
-    L.synth(str(root), train=12, valid=4, test=6, shift=1.0, seed=3)
-    return str(root)
-
 
 def tree_digest(folder):
     h = hashlib.sha256()

@@ -1,0 +1,301 @@
+"""Apply a trained run: the ensemble of one round predicts new Landslide4Sense patches, or maps
+whole scenes tile by tile ("large-scale ... disaster monitoring", paper §1).
+
+New data is its own domain: its per-band statistics are computed from it and used to normalize
+it (separated normalization, paper §2.1), so raw Sentinel-2 values, reflectance and the
+competition's mean-divided values all work.
+
+    python predict.py --run runs/demo --data DIR --split test --out OUT        # patches
+    python predict.py --run runs/demo --scene a.tif b.h5 c.npy --out OUT       # whole scenes
+    torchrun --nproc_per_node 4 predict.py --run RUN --scene ... --out OUT     # a share each
+
+Scenes: 128-pixel windows overlapping by --overlap, reflect-padded at the edges, blended with a
+smooth weight, written band by band; memory is bounded by one band of tile rows.
+"""
+import argparse
+import fcntl
+import json
+import math
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+import landslide as L
+import refine
+import scene as S
+
+DEFAULTS = dict(overlap=L.SIZE // 4, nodata=None, device='auto', log_every=5.0)
+
+
+# ----------------------------------------------------------------------------- the trained run
+
+def load_run(run, rnd, dev):
+    """Round `rnd`'s ensemble (default: the last finished round) of a run folder.
+    -> (models, settings namespace with scale and batch_size, round)"""
+    cpath = os.path.join(run, 'config.json')
+    if not os.path.isfile(cpath):
+        raise L.DataError(f'{run}: not a run folder (no config.json)')
+    cfg = json.load(open(cpath))
+    names = [m for m in cfg['models'].split(',') if m]
+    done = sorted(int(f[5:]) for f in os.listdir(run) if f.startswith('round') and f[5:].isdigit() and
+                  os.path.isdir(os.path.join(run, f, 'masks')))
+    if rnd is None:
+        if not done:
+            raise L.DataError(f'{run}: no finished round (a round is finished when round<k>/masks exists)')
+        rnd = done[-1]
+    elif rnd not in done:
+        raise L.DataError(f"{run}: round {rnd} is not finished (finished: {', '.join(map(str, done)) or 'none'})")
+    models = []
+    for name in names:
+        path = os.path.join(run, f'round{rnd}', f'{name}.pt')
+        if not os.path.isfile(path):
+            raise L.DataError(f'{path}: checkpoint missing')
+        try:
+            models.append(refine.load_model(path, dev)[0])
+        except Exception as e:
+            raise L.DataError(f'{path}: not a readable checkpoint, truncated or corrupt? ({e.__class__.__name__})')
+    return models, argparse.Namespace(scale=cfg['scale'], batch_size=cfg['batch_size'], models=names), rnd
+
+
+def check_out(out, run, inputs):
+    """The output folder must not lie inside the run or an input folder, and must be creatable."""
+    real = os.path.realpath(out)
+    for what, p in [('--run', run)] + [('an input folder', os.path.dirname(os.path.abspath(i))) for i in inputs]:
+        if os.path.commonpath([real, os.path.realpath(p)]) == os.path.realpath(p):
+            raise L.DataError(f'{out}: --out must not be inside {what} ({p} is never written to)')
+    parent = real
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise L.DataError(f'{out}: cannot create the output folder here ({parent} is not a writable folder)')
+
+
+# ----------------------------------------------------------------------------- patches
+
+def predict_patches(models, c, data, split, out, dev):
+    """A Landslide4Sense split, normalized with its own statistics: masks, submission, metrics."""
+    ids, ip, mp = L.check_split(data, split)
+    print(f'separated normalization: {L.SPLITS[split]} is its own domain; band statistics of '
+          f'its {len(ip)} patches...')
+    stats = L.band_stats(ip)
+    prob = refine.predict(models, L.load_images(ip, stats), c, dev)
+    masks = (prob >= 0.5).to(torch.uint8)
+    os.makedirs(out, exist_ok=True)
+    L.write_masks(os.path.join(out, 'masks'), [L.mask_name(p) for p in ip], masks.numpy())
+    L.write_zip(os.path.join(out, 'submission.zip'), os.path.join(out, 'masks'))
+    metrics = {'split': L.SPLITS[split], 'patches': len(ip), 'nonfinite': stats['nonfinite'],
+               'scores': L.scores(*L.confusion(masks, L.load_masks(mp))) if mp else None}
+    L.write_json(os.path.join(out, 'metrics.json'), metrics)
+    if metrics['scores']:
+        print('precision {precision:.4f}  recall {recall:.4f}  F1 {f1:.4f}  IoU {iou:.4f}'.format(**metrics['scores']))
+    print(f"{len(ip)} masks in {os.path.join(out, 'masks')}; {os.path.join(out, 'submission.zip')}")
+
+
+# ----------------------------------------------------------------------------- scenes
+
+def blend_window(overlap, size=L.SIZE):
+    """Tile weight [size, size]: 1 everywhere without overlap; else a smooth bump (a squared sine
+    along each axis, positive at the borders), so that overlapping tiles fade into each other."""
+    if overlap == 0:
+        return np.ones((size, size), np.float32)
+    w = np.sin(np.pi * (np.arange(size) + 0.5) / size) ** 2
+    return np.outer(w, w).astype(np.float32)
+
+
+def tile_rows(sc, j, stride, pad, width, nodata):
+    """The j-th band of tile rows, scene rows reflected at the edges. -> (raw float32
+    [128, width, 14], no-data bool [128, width]); padded row p is scene row p - pad."""
+    r = np.arange(j * stride, j * stride + L.SIZE) - pad
+    r = np.abs(r)                                           # reflect at the top ...
+    r = np.where(r >= sc.H, 2 * (sc.H - 1) - r, r)          # ... and at the bottom
+    raw = sc.rows(r.min(), r.max() + 1)[r - r.min()]
+    raw = np.pad(raw, ((0, 0), (pad, width - sc.W - pad), (0, 0)), mode='reflect')
+    return raw, S.nodata_mask(raw, nodata)
+
+
+def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
+    """Landslide mask and probability of one scene, written band by band. -> summary dict"""
+    t0, T = time.time(), L.SIZE
+    stride, pad = T - overlap, overlap // 2
+    nodata = sc.nodata if nodata is None else nodata
+    stats = S.scene_stats(sc, nodata)
+    if stats['valid'] == 0:
+        log(f'warning: {sc.path}: every pixel is no-data; the outputs are all {S.NODATA_OUT}')
+    mean, std = np.asarray(stats['mean'], np.float32), np.asarray(stats['std'], np.float32)
+    ny, nx = (math.ceil(max(n + 2 * pad - T, 0) / stride) + 1 for n in (sc.H, sc.W))
+    width = (nx - 1) * stride + T
+    weight = torch.from_numpy(blend_window(overlap))
+    acc, wsum = torch.zeros(T, width), torch.zeros(T, width)
+    ext = {'tif': '.tif', 'h5': '.h5', 'npy': '.npy'}[sc.fmt]
+    paths = {k: os.path.join(out, f'{sc.name}_{k}{ext}') for k in ('landslide', 'probability')}
+    writers = {k: S.Writer(p, sc, k) for k, p in paths.items()}
+    step_q = max(1, math.ceil(max(sc.H, sc.W) / 1024))      # quicklook: every step_q-th pixel
+    look_rgb, look_mask, n_land, n_nd, last = [], [], 0, 0, time.time()
+    pool = ThreadPoolExecutor(1)                            # reads band j + 1 while band j is predicted
+    try:
+        def load(j):                                        # read and normalize band j; -> tiles
+            raw, nd = tile_rows(sc, j, stride, pad, width, nodata)
+            x = np.where(nd[..., None], 0.0, (raw - mean) / std).astype(np.float32)
+            tiles = torch.from_numpy(x.transpose(2, 0, 1).copy()).unfold(2, T, stride)   # [14, T, nx, T]
+            busy = [i for i in range(nx) if not nd[:, i * stride:i * stride + T].all()]
+            return raw, nd, tiles.permute(2, 0, 1, 3)[busy].contiguous(), busy          # [n, 14, T, T]
+        nxt = pool.submit(load, 0)
+        for j in range(ny):
+            raw, nd, tiles, busy = nxt.result()
+            if j + 1 < ny:
+                nxt = pool.submit(load, j + 1)
+            prob = torch.zeros(nx, T, T)
+            if busy:
+                prob[busy] = refine.predict(models, tiles, c, dev)
+            for i in range(nx):                             # blend into the band's accumulator
+                acc[:, i * stride:i * stride + T] += prob[i] * weight
+                wsum[:, i * stride:i * stride + T] += weight
+            done = T if j == ny - 1 else stride             # padded rows now final: [0, done)
+            a = j * stride - pad                            # ... are scene rows [a, a + done)
+            lo, hi = max(a, 0), min(a + done, sc.H)
+            if hi > lo:
+                p = (acc[lo - a:hi - a] / wsum[lo - a:hi - a])[:, pad:pad + sc.W].numpy()
+                bad = nd[lo - a:hi - a, pad:pad + sc.W]
+                mask = np.where(bad, S.NODATA_OUT, p >= 0.5).astype(np.uint8)
+                writers['landslide'].write(lo, mask)
+                writers['probability'].write(lo, np.where(bad, S.NODATA_OUT, np.round(p * 250)).astype(np.uint8))
+                n_land, n_nd = n_land + int((mask == 1).sum()), n_nd + int(bad.sum())
+                keep = [k for k in range(lo, hi) if k % step_q == 0]
+                look_rgb.append(raw[np.array(keep) - a, pad:pad + sc.W:step_q, :])
+                look_mask.append(mask[np.array(keep) - lo, ::step_q])
+            acc = torch.cat([acc[stride:], torch.zeros(stride, width)])
+            wsum = torch.cat([wsum[stride:], torch.zeros(stride, width)])
+            if time.time() - last > log_every or j == ny - 1:
+                last, rate = time.time(), (j + 1) * nx / (time.time() - t0)
+                eta = (ny - j - 1) * nx / rate
+                log(f'{sc.name}: tiles {(j + 1) * nx}/{ny * nx}  {rate:.1f} tiles/s  eta {int(eta // 60)}m{int(eta % 60):02d}s')
+        for w in writers.values():
+            w.commit()
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    finally:
+        pool.shutdown(cancel_futures=True)
+    look = quicklook(np.concatenate(look_rgb), np.concatenate(look_mask))
+    from report import write_png
+    write_png(os.path.join(out, f'{sc.name}_quicklook.png'), look)
+    return dict(scene=sc.path, size=[sc.H, sc.W], tiles=ny * nx, seconds=round(time.time() - t0, 2),
+                landslide_pixels=n_land, nodata_pixels=n_nd, landslide_m2=area_m2(sc, n_land),
+                outputs=sorted(os.path.basename(p) for p in paths.values()) + [f'{sc.name}_quicklook.png'])
+
+
+def quicklook(raw, mask):
+    """True colour (B4, B3, B2, stretched 2-98 % over valid pixels) with landslides outlined in red.
+    raw: [h, w, 14], mask: uint8 [h, w] (1, 0, 255) -> uint8 [h, w, 3]"""
+    rgb = raw[..., [3, 2, 1]].astype(np.float64)
+    ok = (mask != S.NODATA_OUT) & np.isfinite(rgb).all(-1)
+    lo, hi = (np.percentile(rgb[ok], q) for q in (2, 98)) if ok.any() else (0.0, 1.0)
+    img = (255 * np.clip((np.nan_to_num(rgb) - lo) / max(hi - lo, 1e-9), 0, 1)).astype(np.uint8)
+    img[~ok] = 0
+    m = np.pad(mask == 1, 1)
+    inner = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
+    img[(mask == 1) & ~inner] = (255, 40, 40)
+    return img
+
+
+def area_m2(sc, pixels):
+    """Landslide area in square metres where the CRS is projected in metres, else None."""
+    units = str(sc.crs.linear_units).lower() if sc.crs is not None and sc.crs.is_projected else ''
+    if units not in ('metre', 'meter', 'metres', 'meters', 'm'):
+        return None
+    t = sc.transform
+    return round(pixels * abs(t.a * t.e - t.b * t.d), 1)
+
+
+def map_scenes(models, c, paths, out, args, dev, rnd, run):
+    """Every scene of this process's share (all of them without torchrun), skipping those that a
+    killed run already finished; summary.json gets a line per scene."""
+    rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
+    scenes = [S.Scene(p) for p in paths]
+    os.makedirs(out, exist_ok=True)
+    L.sweep(out)
+    log = lambda s: print(s if world == 1 else f'[{rank}] {s}', flush=True)
+    for sc in scenes[rank::world]:
+        if sc.name in read_summary(out):
+            log(f'{sc.name}: finished earlier, skipped')
+            continue
+        info = map_scene(models, c, sc, out, args.overlap, args.nodata, dev, log, args.log_every)
+        info.update(run=os.path.abspath(run), round=rnd, overlap=args.overlap, scale=c.scale,
+                    models=c.models, nodata=args.nodata, threshold=0.5)
+        add_to_summary(out, sc.name, info)
+        log(f"{sc.name}: {info['landslide_pixels']} landslide pixels"
+            + (f" ({info['landslide_m2'] / 1e6:.3f} km²)" if info['landslide_m2'] is not None else '')
+            + f", {info['seconds']:.1f} s; {', '.join(info['outputs'])}")
+    for sc in scenes:
+        sc.close()
+
+
+def read_summary(out):
+    p = os.path.join(out, 'summary.json')
+    return json.load(open(p)) if os.path.exists(p) else {}
+
+
+def add_to_summary(out, name, info):
+    """summary.json maps scene name -> its line; processes of one torchrun take turns (a lock)."""
+    with open(os.path.join(out, '.summary.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        L.write_json(os.path.join(out, 'summary.json'), read_summary(out) | {name: info})
+
+
+# ----------------------------------------------------------------------------- command line
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--run', required=True, help='a run folder written by refine.py')
+    ap.add_argument('--round', type=int, help='which round\'s ensemble [default: the last finished]')
+    ap.add_argument('--data', help='a Landslide4Sense root: predict the patches of --split')
+    ap.add_argument('--split', choices=list(L.SPLITS), default='test', help='[default: test]')
+    ap.add_argument('--scene', nargs='+', help='whole scenes: .tif/.tiff (rasterio), .h5 (dataset img), .npy')
+    ap.add_argument('--out', required=True, help='output folder (never inside --run or the inputs)')
+    ap.add_argument('--overlap', type=int, default=DEFAULTS['overlap'],
+                    help=f"pixels shared by neighbouring 128-pixel windows [default: {DEFAULTS['overlap']}]")
+    ap.add_argument('--nodata', type=float, help='input value meaning no data (besides NaN and all-zero pixels; '
+                    'default: the GeoTIFF\'s own, if any)')
+    ap.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
+    ap.add_argument('--log-every', type=float, default=DEFAULTS['log_every'], help='seconds between progress lines')
+    args = ap.parse_args(argv)
+    try:
+        if (args.data is None) == (args.scene is None):
+            raise L.DataError('give either --data (patches) or --scene (whole scenes)')
+        if not 0 <= args.overlap < L.SIZE or args.overlap % 2:
+            raise L.DataError(f'--overlap must be an even number in [0, {L.SIZE}), got {args.overlap}')
+        if args.device == 'cuda' and not torch.cuda.is_available():
+            raise L.DataError('--device cuda but no CUDA device is available')
+        if args.data is not None and not os.path.isdir(args.data):
+            raise L.DataError(f'{args.data}: --data folder not found')
+        check_out(args.out, args.run, [os.path.join(args.data, 'x')] if args.data else args.scene)
+        local = int(os.environ.get('LOCAL_RANK', 0))
+        cuda = args.device == 'cuda' or (args.device == 'auto' and torch.cuda.is_available())
+        dev = torch.device(f'cuda:{local % torch.cuda.device_count()}' if cuda else 'cpu')
+        if args.scene:                                     # a bad scene stops us before any work
+            names = [S.Scene(p).close() or S.Scene(p).name for p in args.scene]
+            dup = next((p for p, n in zip(args.scene, names) if names.count(n) > 1), None)
+            if dup:
+                raise L.DataError(f'{dup}: another scene has the same name; their outputs would collide')
+        models, c, rnd = load_run(args.run, args.round, dev)
+        print(f'round {rnd} of {args.run}: {", ".join(c.models)}, scale {c.scale}, on {dev}')
+        if args.data:
+            if int(os.environ.get('RANK', 0)) == 0:
+                predict_patches(models, c, args.data, args.split, args.out, dev)
+        else:
+            print('separated normalization: each scene is its own domain (its own band statistics, '
+                  'no-data left out)')
+            map_scenes(models, c, args.scene, args.out, args, dev, rnd, args.run)
+    except L.DataError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,5 +1,10 @@
-"""Shared test data: a tiny synthetic dataset and a tiny trained run (CPU, seconds)."""
+"""Shared test data: a tiny synthetic dataset and a tiny trained run (CPU, seconds), and a way
+to compare what two runs wrote."""
+import os
+import zipfile
+
 import pytest
+import torch
 
 import landslide as L
 import refine
@@ -21,3 +26,22 @@ def trained(tiny, tmp_path_factory):
     out = str(tmp_path_factory.mktemp('trained') / 'run')
     assert refine.main(['--data', tiny, '--out', out, '--rounds', '1', *TINY]) == 0
     return out
+
+
+def outputs(out):
+    """Everything a run leaves, as comparable values (zip entries by content, not timestamp)."""
+    res = {}
+    for dp, _, files in os.walk(out):
+        for f in files:
+            p = os.path.join(dp, f)
+            rel = os.path.relpath(p, out)
+            if f.endswith('.pt'):
+                res[rel] = {k: v.numpy().tobytes() for k, v in torch.load(p, weights_only=True)['state_dict'].items()}
+            elif f.endswith('.zip'):
+                with zipfile.ZipFile(p) as z:
+                    res[rel] = {n: z.read(n) for n in z.namelist()}
+            elif f.endswith('.h5'):
+                res[rel] = L.read_mask(p).tobytes()
+            elif f != 'config.json':
+                res[rel] = open(p, 'rb').read()
+    return res

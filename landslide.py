@@ -119,7 +119,17 @@ class StatsAccumulator:
         self.bad += int((~ok).sum())
         nb = ok.sum(0)
         mb = np.where(ok, x, 0.0).sum(0) / np.maximum(nb, 1)
-        m2b = (np.where(ok, x - mb, 0.0) ** 2).sum(0)
+        self._merge(nb, mb, (np.where(ok, x - mb, 0.0) ** 2).sum(0))
+
+    def add_valid(self, x):
+        """The same for rows known to be finite, about three times faster: float32 arithmetic,
+        float64 sums (a whole scene streams through here)."""
+        if len(x):
+            mb = x.sum(0, dtype=np.float64) / len(x)
+            d = x - mb.astype(np.float32)
+            self._merge(np.full(BANDS, len(x)), mb, (d * d).sum(0, dtype=np.float64))
+
+    def _merge(self, nb, mb, m2b):
         tot = self.n + nb
         d = mb - self.mean
         self.mean = self.mean + d * nb / np.maximum(tot, 1)

@@ -9,6 +9,7 @@ The last round's masks (probability >= 0.5) are the submission.
 
     python refine.py --demo                               # synthetic data, CPU-sized, < 5 min
     python refine.py --data ./data --rounds 3 --out runs/paper   # the paper's recipe (GPU)
+    torchrun --nproc_per_node 4 refine.py --data ./data --out runs/paper   # data-parallel, 4 GPUs
 """
 import argparse
 import json
@@ -21,6 +22,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+import distributed as dist_
 import landslide as L
 from losses import segmentation_loss
 from models import MODELS, build_model
@@ -134,17 +136,21 @@ def check_out(c):
 
 # ----------------------------------------------------------------------------- training
 
-def sample_batch(D, pseudo, c, g, dev):
+def sample_batch(D, pseudo, c, g, dev, g_aug=None):
     """One augmented, scale-promoted training batch drawn from source (labels) and, after
-    round 0, target (pseudo-labels). -> x [B, 14, 128s, 128s] float, y [B, 128s, 128s] uint8"""
+    round 0, target (pseudo-labels). Under torchrun every process draws the same global batch
+    (g is seeded alike) and keeps its own slice; g_aug, its own, then augments it.
+    -> x [B / processes, 14, 128s, 128s] float, y [B / processes, 128s, 128s] uint8"""
     n_s, n_t = len(D['train_idx']), (0 if pseudo is None else len(pseudo))
     frac = 0.0 if n_t == 0 else (c.target_frac if c.target_frac is not None else n_t / (n_s + n_t))
-    is_t = torch.rand(c.batch_size, generator=g) < frac
-    i_s = D['train_idx'][torch.randint(n_s, (c.batch_size,), generator=g)][~is_t]
-    i_t = torch.randint(max(n_t, 1), (c.batch_size,), generator=g)[is_t]
+    b = c.batch_size // dist_.world()
+    mine = slice(dist_.rank() * b, (dist_.rank() + 1) * b)
+    is_t = (torch.rand(c.batch_size, generator=g) < frac)[mine]
+    i_s = D['train_idx'][torch.randint(n_s, (c.batch_size,), generator=g)][mine][~is_t]
+    i_t = torch.randint(max(n_t, 1), (c.batch_size,), generator=g)[mine][is_t]
     x = torch.cat([D['xs'][i_s.to(dev)], D['xt'][i_t.to(dev)]]).float()
     y = torch.cat([D['ys'][i_s.to(dev)], pseudo[i_t.to(dev)] if n_t else D['ys'][:0]])
-    x, y = L.augment(x, y, g, c.colour)
+    x, y = L.augment(x, y, g if g_aug is None else g_aug, c.colour)
     x, y = L.promote(x, c.scale, y)
     return x.contiguous(memory_format=torch.channels_last), y
 
@@ -155,8 +161,10 @@ def train_one(name, k, rnd, D, pseudo, c, dev, log):
     seed = c.seed * 1000 + rnd * 10 + k                # same (round, model) -> same result
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
+    g_aug = None if dist_.world() == 1 else torch.Generator().manual_seed(seed * 100 + dist_.rank() + 1)
     model = build_model(name, c.width).to(dev, memory_format=torch.channels_last)
-    fwd = torch.compile(model) if c.compile else model
+    fwd = dist_.wrap(model, dev)                      # DistributedDataParallel under torchrun
+    fwd = torch.compile(fwd) if c.compile else fwd
     opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     n_pool = len(D['train_idx']) + (0 if pseudo is None else len(pseudo))
     steps = c.steps or c.epochs * math.ceil(n_pool / c.batch_size)
@@ -166,7 +174,7 @@ def train_one(name, k, rnd, D, pseudo, c, dev, log):
     best, best_state, t0, last = None, None, time.time(), time.time()
     for step in range(1, steps + 1):
         model.train()
-        x, y = sample_batch(D, pseudo, c, g, dev)
+        x, y = sample_batch(D, pseudo, c, g, dev, g_aug)
         with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == 'cuda'):
             logits = fwd(x)[:, 0]
         loss = segmentation_loss(logits, y, c.w_lovasz, c.w_ohem, c.ohem_thresh, c.ohem_min_kept)
@@ -179,10 +187,14 @@ def train_one(name, k, rnd, D, pseudo, c, dev, log):
             eta = (steps - step) * c.batch_size / rate
             log(f'round {rnd}  {name:8s} step {step:5d}/{steps}  loss {loss.item():.4f}  '
                 f'{rate:6.1f} img/s  eta {int(eta // 60)}m{int(eta % 60):02d}s')
-        if step in evals and D['yh'] is not None:
+        if step in evals and D['yh'] is not None and dist_.rank() == 0:
             f1 = holdout_scores([model], D, c, dev)['f1']
             if best is None or f1 > best:
                 best, best_state = f1, {k_: v.detach().clone() for k_, v in model.state_dict().items()}
+    if dist_.world() > 1 and not dist_.identical_weights(model):
+        raise RuntimeError(f'round {rnd} {name}: the processes ended training with different weights')
+    if dist_.world() > 1:
+        log(f'round {rnd}  {name:8s} weights identical on all {dist_.world()} processes')
     if best_state is not None:                        # no hold-out: keep the last weights
         model.load_state_dict(best_state)
     return model.eval(), best
@@ -237,15 +249,21 @@ def load_model(path, dev):
 
 
 def prepare(c):
-    """Check everything, compute (or reuse) band statistics, then load. -> (D, info)"""
+    """Check everything, compute (or reuse) band statistics, then load. Under torchrun every
+    process does the same, and rank 0 alone writes. -> (D, info)"""
     names = check_args(c)
+    rank, world, dev = dist_.setup(c.device)
+    say = print if rank == 0 else (lambda *a, **k: None)
+    if c.batch_size % world:
+        raise L.DataError(f'--batch-size {c.batch_size} is the global batch: it must divide among {world} processes')
     if c.out is None:
         c.out = os.path.join('runs', 'demo' if c.demo else time.strftime('%Y%m%d-%H%M%S'))
     if c.demo:
         c.data = c.data or os.path.join(c.out, 'data')
-        if not os.path.isdir(c.data):
-            print(f'writing a synthetic dataset to {c.data}')
+        if not os.path.isdir(c.data) and rank == 0:
+            say(f'writing a synthetic dataset to {c.data}')
             L.synth(c.data, **DEMO_DATA, seed=c.seed)
+        dist_.barrier()
     if not os.path.isdir(c.data):
         raise L.DataError(f'{c.data}: --data folder not found')
     c.data = os.path.abspath(c.data)
@@ -258,24 +276,26 @@ def prepare(c):
     stats = json.load(open(spath)) if os.path.exists(spath) and not c.force else {}
     for split, paths in (('train', ip_s), (c.target, ip_t)):
         if stats.get(split, {}).get('n') != len(paths):
-            print(f'band statistics of {L.SPLITS[split]} ({len(paths)} patches)...')
+            say(f'band statistics of {L.SPLITS[split]} ({len(paths)} patches)...')
             stats[split] = L.band_stats(paths)
         if stats[split]['nonfinite']:
-            print(f"warning: {L.SPLITS[split]} holds {stats[split]['nonfinite']} NaN/Inf values; "
+            say(f"warning: {L.SPLITS[split]} holds {stats[split]['nonfinite']} NaN/Inf values; "
                   f"each is filled with its band's mean over the split")
-    if c.force and os.path.isdir(c.out):              # start over: remove this program's outputs only
-        for f in os.listdir(c.out):
-            if f.startswith('round') or f in ('metrics.json', 'submission.zip', 'config.json', 'report.md'):
-                p = os.path.join(c.out, f)
-                shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
-    os.makedirs(c.out, exist_ok=True)
-    for d in [c.out] + [os.path.join(c.out, f) for f in os.listdir(c.out) if f.startswith('round')]:
-        L.sweep(d)
-    L.write_json(spath, stats)
-    L.write_json(os.path.join(c.out, 'config.json'), vars(c))
-    dev = torch.device('cuda' if c.device == 'cuda' or (c.device == 'auto' and torch.cuda.is_available())
-                       else 'cpu')
-    print(f'loading {len(ip_s)} source and {len(ip_t)} target patches onto {dev}')
+    if rank == 0:
+        if c.force and os.path.isdir(c.out):          # start over: remove this program's outputs only
+            for f in os.listdir(c.out):
+                if f.startswith('round') or f in ('metrics.json', 'submission.zip', 'config.json', 'report.md'):
+                    p = os.path.join(c.out, f)
+                    shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
+        os.makedirs(c.out, exist_ok=True)
+        for d in [c.out] + [os.path.join(c.out, f) for f in os.listdir(c.out) if f.startswith('round')]:
+            L.sweep(d)
+        L.write_json(spath, stats)
+        L.write_json(os.path.join(c.out, 'config.json'), vars(c))
+    dist_.barrier()
+    dev = dev or torch.device('cuda' if c.device == 'cuda' or (c.device == 'auto' and torch.cuda.is_available())
+                              else 'cpu')
+    say(f'{world} processes; ' * (world > 1) + f'loading {len(ip_s)} source and {len(ip_t)} target patches onto {dev}')
     t_stats = stats[c.target] if c.separate_norm else stats['train']
     perm = torch.randperm(len(ids_s), generator=torch.Generator().manual_seed(c.seed))
     n_hold = int(round(c.holdout * len(ids_s)))
@@ -287,12 +307,39 @@ def prepare(c):
     return D, dict(names=names, files=[L.mask_name(p) for p in ip_t], dev=dev, stats=stats)
 
 
+def finish_round(rnd, models, f1s, D, c, info, prev, log):
+    """Score the ensemble, predict the target, make pseudo-labels and write the round's masks.
+    -> (metrics entry, pseudo-labels uint8 [N, 128, 128])"""
+    rdir = os.path.join(c.out, f'round{rnd}')
+    entry = {'round': rnd, 'models': {n: {'holdout_f1': f} for n, f in f1s.items()}}
+    entry['holdout'] = holdout_scores(models, D, c, dev := info['dev'])
+    prob = predict(models, D['xt'], c, dev)
+    new = pseudo_labels(prob, c.threshold, c.ignore_uncertain)
+    masks = (prob >= 0.5).to(torch.uint8)
+    entry['target'] = L.scores(*L.confusion(masks, D['yt'])) if D['yt'] is not None else None
+    entry['pseudo'] = {'positive': float((new == 1).float().mean()),
+                       'ignored': float((new == L.IGNORE).float().mean()),
+                       'changed': None if prev is None else float((new != prev).float().mean())}
+    if D['yt'] is not None:                           # report only: how right the pseudo-labels are
+        gt = D['yt'].bool()
+        entry['pseudo']['of_landslide'] = {k: float((new[gt] == v).float().mean()) for k, v in
+                                           (('landslide', 1), ('ignored', L.IGNORE), ('background', 0))}
+        entry['pseudo']['background_as_landslide'] = float((new[~gt] == 1).float().mean())
+    share, src_share = entry['pseudo']['positive'], float(D['ys'].float().mean())
+    if share < src_share / 2:                         # label-free: compares with the source labels
+        log(f'warning: round {rnd} pseudo-labels mark {100 * share:.2f} % of target pixels landslide, '
+            f'the source labels {100 * src_share:.2f} %: refinement may erode recall (README, evidence)')
+    L.write_masks(os.path.join(rdir, 'pseudo'), info['files'], new.numpy())
+    L.write_masks(os.path.join(rdir, 'masks'), info['files'], masks.numpy())
+    return entry, new
+
+
 def run(c):
     D, info = prepare(c)
-    names, dev = info['names'], info['dev']
+    names, dev, main = info['names'], info['dev'], dist_.rank() == 0
     if dev.type == 'cpu':
         torch.use_deterministic_algorithms(True)
-    log = lambda s: print(s, flush=True)
+    log = (lambda s: print(s, flush=True)) if main else (lambda s: None)
     metrics = {'target': L.SPLITS[c.target], 'nonfinite': {k: v['nonfinite'] for k, v in info['stats'].items()},
                'rounds': []}
     pseudo, prev = None, None
@@ -307,37 +354,26 @@ def run(c):
                 log(f'round {rnd}  {name:8s} finished earlier: loaded {path}')
             else:
                 model, f1 = train_one(name, k, rnd, D, pseudo, c, dev, log)
-                save_model(path, model, name, c, f1)
+                if main:
+                    save_model(path, model, name, c, f1)
+                dist_.barrier()
+                if not main:                          # every process continues from rank 0's choice
+                    model, f1 = load_model(path, dev)
             models.append(model)
             f1s[name] = f1
-        entry = {'round': rnd, 'models': {n: {'holdout_f1': f} for n, f in f1s.items()}}
-        entry['holdout'] = holdout_scores(models, D, c, dev)
-        prob = predict(models, D['xt'], c, dev)
-        new = pseudo_labels(prob, c.threshold, c.ignore_uncertain)
-        masks = (prob >= 0.5).to(torch.uint8)
-        entry['target'] = L.scores(*L.confusion(masks, D['yt'])) if D['yt'] is not None else None
-        entry['pseudo'] = {'positive': float((new == 1).float().mean()),
-                           'ignored': float((new == L.IGNORE).float().mean()),
-                           'changed': None if prev is None else float((new != prev).float().mean())}
-        if D['yt'] is not None:                       # report only: how right the pseudo-labels are
-            gt = D['yt'].bool()
-            entry['pseudo']['of_landslide'] = {k: float((new[gt] == v).float().mean()) for k, v in
-                                               (('landslide', 1), ('ignored', L.IGNORE), ('background', 0))}
-            entry['pseudo']['background_as_landslide'] = float((new[~gt] == 1).float().mean())
-        share, src_share = entry['pseudo']['positive'], float(D['ys'].float().mean())
-        if share < src_share / 2:                     # label-free: compares with the source labels
-            log(f'warning: round {rnd} pseudo-labels mark {100 * share:.2f} % of target pixels landslide, '
-                f'the source labels {100 * src_share:.2f} %: refinement may erode recall (README, evidence)')
-        L.write_masks(os.path.join(rdir, 'pseudo'), info['files'], new.numpy())
-        L.write_masks(os.path.join(rdir, 'masks'), info['files'], masks.numpy())
-        metrics['rounds'].append(entry)
-        L.write_json(os.path.join(c.out, 'metrics.json'), metrics)
-        write_report(c.out, c.data, c.target, rnd)
-        pseudo, prev = new.to(dev), new
-    L.write_zip(os.path.join(c.out, 'submission.zip'), os.path.join(c.out, f'round{c.rounds}', 'masks'))
-    print_table(metrics, names)
-    print(f"submission: {os.path.join(c.out, 'submission.zip')}  ({len(info['files'])} masks); "
-          f"report: {os.path.join(c.out, 'report.md')}")
+        if main:
+            entry, new = finish_round(rnd, models, f1s, D, c, info, prev, log)
+            metrics['rounds'].append(entry)
+            L.write_json(os.path.join(c.out, 'metrics.json'), metrics)
+            write_report(c.out, c.data, c.target, rnd)
+        else:
+            new = torch.empty(len(D['xt']), L.SIZE, L.SIZE, dtype=torch.uint8)
+        pseudo, prev = dist_.broadcast(new.to(dev)), new
+    if main:
+        L.write_zip(os.path.join(c.out, 'submission.zip'), os.path.join(c.out, f'round{c.rounds}', 'masks'))
+        print_table(metrics, names)
+        print(f"submission: {os.path.join(c.out, 'submission.zip')}  ({len(info['files'])} masks); "
+              f"report: {os.path.join(c.out, 'report.md')}")
     return metrics
 
 
@@ -358,6 +394,8 @@ def main(argv=None):
     except L.DataError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
+    finally:
+        dist_.finish()
     return 0
 
 

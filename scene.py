@@ -105,7 +105,7 @@ def scene_stats(scene, nodata=None):
     acc, band_rows = L.StatsAccumulator(), max(32, 2 ** 18 // scene.W)
     for a in range(0, scene.H, band_rows):
         x = scene.rows(a, min(a + band_rows, scene.H)).reshape(-1, L.BANDS)
-        acc.add(np.where(nodata_mask(x, nodata)[:, None], np.nan, x))
+        acc.add_valid(x[~nodata_mask(x, nodata)])
     return acc.result()
 
 

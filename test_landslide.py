@@ -23,7 +23,7 @@ from losses import lovasz_grad, lovasz_hinge, ohem_bce, segmentation_loss
 from models import MODELS, build_model
 from report import png_bytes
 
-from conftest import TINY
+from conftest import TINY, outputs
 
 
 # ----------------------------------------------------------------------------- Lovász hinge
@@ -502,25 +502,6 @@ elif where == 'mask':
     L.write_mask = die_on_call(L.write_mask, n, half_written=0)
 sys.exit(refine.main(sys.argv[3:]))
 '''
-
-
-def outputs(out):
-    """Everything a run leaves, as comparable values (zip entries by content, not timestamp)."""
-    res = {}
-    for dp, _, files in os.walk(out):
-        for f in files:
-            p = os.path.join(dp, f)
-            rel = os.path.relpath(p, out)
-            if f.endswith('.pt'):
-                res[rel] = {k: v.numpy().tobytes() for k, v in torch.load(p, weights_only=True)['state_dict'].items()}
-            elif f.endswith('.zip'):
-                with zipfile.ZipFile(p) as z:
-                    res[rel] = {n: z.read(n) for n in z.namelist()}
-            elif f.endswith('.h5'):
-                res[rel] = L.read_mask(p).tobytes()
-            elif f != 'config.json':
-                res[rel] = open(p, 'rb').read()
-    return res
 
 
 @pytest.fixture(scope='module')

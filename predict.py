@@ -164,9 +164,9 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
                 writers['landslide'].write(lo, mask)
                 writers['probability'].write(lo, np.where(bad, S.NODATA_OUT, np.round(p * 250)).astype(np.uint8))
                 n_land, n_nd = n_land + int((mask == 1).sum()), n_nd + int(bad.sum())
-                keep = [k for k in range(lo, hi) if k % step_q == 0]
-                look_rgb.append(raw[np.array(keep) - a, pad:pad + sc.W:step_q, :])
-                look_mask.append(mask[np.array(keep) - lo, ::step_q])
+                keep = np.array([k for k in range(lo, hi) if k % step_q == 0], int)
+                look_rgb.append(raw[keep - a][:, pad:pad + sc.W:step_q][..., [3, 2, 1]].copy())  # B4 B3 B2
+                look_mask.append(mask[keep - lo, ::step_q].copy())
             acc = torch.cat([acc[stride:], torch.zeros(stride, width)])
             wsum = torch.cat([wsum[stride:], torch.zeros(stride, width)])
             if time.time() - last > log_every or j == ny - 1:
@@ -190,9 +190,9 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
 
 
 def quicklook(raw, mask):
-    """True colour (B4, B3, B2, stretched 2-98 % over valid pixels) with landslides outlined in red.
-    raw: [h, w, 14], mask: uint8 [h, w] (1, 0, 255) -> uint8 [h, w, 3]"""
-    rgb = raw[..., [3, 2, 1]].astype(np.float64)
+    """True colour (stretched 2-98 % over valid pixels) with landslides outlined in red.
+    raw: [h, w, 3] B4, B3, B2; mask: uint8 [h, w] (1, 0, 255) -> uint8 [h, w, 3]"""
+    rgb = raw.astype(np.float64)
     ok = (mask != S.NODATA_OUT) & np.isfinite(rgb).all(-1)
     lo, hi = (np.percentile(rgb[ok], q) for q in (2, 98)) if ok.any() else (0.0, 1.0)
     img = (255 * np.clip((np.nan_to_num(rgb) - lo) / max(hi - lo, 1e-9), 0, 1)).astype(np.uint8)
@@ -212,9 +212,21 @@ def area_m2(sc, pixels):
     return round(pixels * abs(t.a * t.e - t.b * t.d), 1)
 
 
+def steady_malloc():
+    """glibc raises its mmap threshold each time a large block is freed; after that the band
+    buffers are carved from the heap, freed blocks are kept, and the resident set grows with
+    the scene. A fixed threshold (1 MiB) hands every band buffer back when it is freed."""
+    try:
+        import ctypes
+        ctypes.CDLL('libc.so.6').mallopt(-3, 1 << 20)      # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):                      # not glibc: nothing to do
+        pass
+
+
 def map_scenes(models, c, paths, out, args, dev, rnd, run):
     """Every scene of this process's share (all of them without torchrun), skipping those that a
     killed run already finished; summary.json gets a line per scene."""
+    steady_malloc()
     rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
     scenes = [S.Scene(p) for p in paths]
     os.makedirs(out, exist_ok=True)

@@ -236,6 +236,20 @@ def atomic_write(path, write):
         raise
 
 
+def check_out_folder(out, inside=(), noun='output folder'):
+    """An output folder must not lie inside any of `inside`, [(flag, folder)] (inputs are never
+    written to), and must be creatable."""
+    real = os.path.realpath(out)
+    for what, p in inside:
+        if os.path.commonpath([real, os.path.realpath(p)]) == os.path.realpath(p):
+            raise DataError(f'{out}: --out must not be inside {what} ({p} is never written to)')
+    parent = real
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise DataError(f'{out}: cannot create the {noun} here ({parent} is not a writable folder)')
+
+
 def write_json(path, obj):
     atomic_write(path, lambda t: open(t, 'w').write(json.dumps(obj, indent=1) + '\n'))
 
@@ -319,16 +333,20 @@ def _sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
 
-def domain(shift, seed):
+def domain(shift, seed, kind='all'):
     """Parameters of the source (shift 0) or a target domain: a per-band sensor gain and offset,
     drier cover, higher and steeper terrain, differently coloured soil and rock, older (partly
-    revegetated) landslide scars and more haze as shift grows."""
+    revegetated) landslide scars and more haze as shift grows. kind='sensor': only the sensor
+    gain and offset and the haze differ (what separated normalization can absorb)."""
     rng = np.random.default_rng([seed, 7])
-    return {'gain': np.exp(0.3 * shift * rng.standard_normal(SPECTRAL)),
-            'offset': 0.03 * shift * rng.standard_normal(SPECTRAL),
-            'veg_bias': 1.0 - 1.2 * shift, 'base': 600 + 1500 * shift, 'relief': 160 * (1 + 0.3 * shift),
-            'tint': np.exp(0.25 * shift * rng.standard_normal(SPECTRAL)),   # soils of another colour
-            'haze': 0.02 * shift, 'older': 0.2 * shift}
+    d = {'gain': np.exp(0.3 * shift * rng.standard_normal(SPECTRAL)),
+         'offset': 0.03 * shift * rng.standard_normal(SPECTRAL),
+         'veg_bias': 1.0 - 1.2 * shift, 'base': 600 + 1500 * shift, 'relief': 160 * (1 + 0.3 * shift),
+         'tint': np.exp(0.25 * shift * rng.standard_normal(SPECTRAL)),   # soils of another colour
+         'haze': 0.02 * shift, 'older': 0.2 * shift}
+    if kind == 'sensor':
+        d |= {'veg_bias': 1.0, 'base': 600, 'relief': 160, 'tint': np.ones(SPECTRAL), 'older': 0.0}
+    return d
 
 
 def synth_patch(rng, dom, n=SIZE):
@@ -401,13 +419,13 @@ def synth_patch(rng, dom, n=SIZE):
     return img, mask.astype(np.uint8)
 
 
-def synth(out, train=400, valid=60, test=120, shift=1.0, seed=0, target_masks=True):
+def synth(out, train=400, valid=60, test=120, shift=1.0, seed=0, target_masks=True, kind='all'):
     """Write a dataset in the Landslide4Sense layout. The source (TrainData) has shift 0;
     ValidData and TestData share one target domain of the given shift. Deterministic in seed."""
     for split, count, sh in (('train', train, 0.0), ('valid', valid, shift), ('test', test, shift)):
         if count == 0:
             continue
-        dom = domain(sh, seed)
+        dom = domain(sh, seed, kind)
         rng = np.random.default_rng([seed, list(SPLITS).index(split)])
         sdir = os.path.join(out, SPLITS[split])
         os.makedirs(os.path.join(sdir, 'img'), exist_ok=True)
@@ -442,6 +460,8 @@ def main(argv=None):
     s.add_argument('--shift', type=float, default=1.0, help='strength of the target-domain shift')
     s.add_argument('--seed', type=int, default=0)
     s.add_argument('--no-target-masks', action='store_true', help='drop ValidData/TestData masks')
+    s.add_argument('--shift-kind', choices=['all', 'sensor'], default='all',
+                   help="sensor: the target differs only by sensor gain/offset and haze")
     s = sub.add_parser('synth-scene', help='write one coherent synthetic scene (HDF5, and GeoTIFF with rasterio)')
     s.add_argument('out', help='folder for scene.h5 (img, mask), scene.tif and scene_mask.tif')
     s.add_argument('--size', type=int, default=1024)
@@ -455,7 +475,7 @@ def main(argv=None):
         return
     if min(a.train, a.valid, a.test) < 0 or a.train == 0:
         sys.exit('error: --train must be positive and --valid/--test non-negative')
-    synth(a.out, a.train, a.valid, a.test, a.shift, a.seed, not a.no_target_masks)
+    synth(a.out, a.train, a.valid, a.test, a.shift, a.seed, not a.no_target_masks, a.shift_kind)
     print(f'wrote {a.train}/{a.valid}/{a.test} patches to {a.out} (shift {a.shift}, seed {a.seed})')
 
 

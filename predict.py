@@ -61,19 +61,6 @@ def load_run(run, rnd, dev):
     return models, argparse.Namespace(scale=cfg['scale'], batch_size=cfg['batch_size'], models=names), rnd
 
 
-def check_out(out, run, inputs):
-    """The output folder must not lie inside the run or an input folder, and must be creatable."""
-    real = os.path.realpath(out)
-    for what, p in [('--run', run)] + [('an input folder', os.path.dirname(os.path.abspath(i))) for i in inputs]:
-        if os.path.commonpath([real, os.path.realpath(p)]) == os.path.realpath(p):
-            raise L.DataError(f'{out}: --out must not be inside {what} ({p} is never written to)')
-    parent = real
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise L.DataError(f'{out}: cannot create the output folder here ({parent} is not a writable folder)')
-
-
 # ----------------------------------------------------------------------------- patches
 
 def predict_patches(models, c, data, split, out, dev):
@@ -285,7 +272,8 @@ def main(argv=None):
             raise L.DataError('--device cuda but no CUDA device is available')
         if args.data is not None and not os.path.isdir(args.data):
             raise L.DataError(f'{args.data}: --data folder not found')
-        check_out(args.out, args.run, [os.path.join(args.data, 'x')] if args.data else args.scene)
+        inputs = [args.data] if args.data else [os.path.dirname(os.path.abspath(p)) for p in args.scene]
+        L.check_out_folder(args.out, [('--run', args.run)] + [('an input folder', p) for p in inputs])
         local = int(os.environ.get('LOCAL_RANK', 0))
         cuda = args.device == 'cuda' or (args.device == 'auto' and torch.cuda.is_available())
         dev = torch.device(f'cuda:{local % torch.cuda.device_count()}' if cuda else 'cpu')

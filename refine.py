@@ -36,6 +36,8 @@ DEFAULTS = dict(
     lr=1e-3, weight_decay=1e-4, colour=0.1,
     w_lovasz=1.0, w_ohem=1.0, ohem_thresh=0.7, ohem_min_kept=100_000,
     threshold=0.7, ignore_uncertain=True, target_frac=None,
+    pseudo='threshold', portion=0.2, portion_step=0.1,   # pseudo-label rule (README: the rules)
+    warm_start=False, control=False,
     holdout=0.1, evals=10, separate_norm=True,
     device='auto', seed=0, compile=False, log_every=5.0)
 # --demo: a small synthetic dataset and CPU-sized settings (any flag given still wins)
@@ -74,6 +76,14 @@ def parse_args(argv=None):
     a('--threshold', type=float, help='pseudo-label: target pixels with ensemble probability >= this are landslide')
     a('--ignore-uncertain', action=argparse.BooleanOptionalAction,
       help='pseudo-labels: probability between 1-threshold and threshold is ignored (else background)')
+    a('--pseudo', choices=['threshold', 'balanced'],
+      help="pseudo-label rule: the paper's confidence threshold, or class-balanced selection (CBST)")
+    a('--portion', type=float, help='balanced: share of each class\'s predicted pixels kept after round 0')
+    a('--portion-step', type=float, help='balanced: the share grows by this each round (at most 0.5)')
+    a('--warm-start', action=argparse.BooleanOptionalAction,
+      help='rounds >= 1 continue each network from its previous-round weights instead of from scratch')
+    a('--control', action='store_true', default=None,
+      help='rounds >= 1 train on source labels only (the same extra training, no pseudo-labels)')
     a('--target-frac', type=float, help='share of pseudo-labelled target patches per batch (default: by count)')
     a('--holdout', type=float, help='share of source patches held out for model selection')
     a('--evals', type=int, help='held-out evaluations per training (the best one is kept)')
@@ -98,6 +108,7 @@ def check_args(c):
     problems = [
         (c.rounds < 0, f'--rounds must be >= 0, got {c.rounds}'),
         (not 0.5 < c.threshold < 1, f'--threshold must be in (0.5, 1), got {c.threshold}'),
+        (not 0 < c.portion <= 1 or c.portion_step < 0, '--portion must be in (0, 1] and --portion-step >= 0'),
         (c.scale < 1, f'--scale must be a positive integer, got {c.scale}'),
         (c.width < 1 or c.batch_size < 2, '--width must be >= 1 and --batch-size >= 2'),
         (c.steps < 0 or c.epochs < 1 or c.evals < 1, '--steps must be >= 0, --epochs and --evals >= 1'),
@@ -117,14 +128,7 @@ def check_args(c):
 def check_out(c):
     """--out must not lie inside --data and must be creatable; an --out made by another command
     is refused unless --force."""
-    out, data = os.path.realpath(c.out), os.path.realpath(c.data)
-    if os.path.commonpath([out, data]) == data:
-        raise L.DataError(f'{c.out}: --out must not be inside --data ({c.data} is never written to)')
-    parent = out
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise L.DataError(f'{c.out}: cannot create the run folder here ({parent} is not a writable folder)')
+    L.check_out_folder(c.out, [('--data', c.data)], 'run folder')
     cpath = os.path.join(c.out, 'config.json')
     if os.path.exists(cpath) and not c.force:
         old = json.load(open(cpath))
@@ -142,7 +146,8 @@ def sample_batch(D, pseudo, c, g, dev, g_aug=None):
     (g is seeded alike) and keeps its own slice; g_aug, its own, then augments it.
     -> x [B / processes, 14, 128s, 128s] float, y [B / processes, 128s, 128s] uint8"""
     n_s, n_t = len(D['train_idx']), (0 if pseudo is None else len(pseudo))
-    frac = 0.0 if n_t == 0 else (c.target_frac if c.target_frac is not None else n_t / (n_s + n_t))
+    frac = 0.0 if n_t == 0 or c.control else \
+        (c.target_frac if c.target_frac is not None else n_t / (n_s + n_t))     # control: source only
     b = c.batch_size // dist_.world()
     mine = slice(dist_.rank() * b, (dist_.rank() + 1) * b)
     is_t = (torch.rand(c.batch_size, generator=g) < frac)[mine]
@@ -155,14 +160,18 @@ def sample_batch(D, pseudo, c, g, dev, g_aug=None):
     return x.contiguous(memory_format=torch.channels_last), y
 
 
-def train_one(name, k, rnd, D, pseudo, c, dev, log):
-    """Train network `name` for one round; keep the weights with the best held-out F1
-    (the source hold-out: target labels are never looked at). -> (model, best F1 or None)"""
+def train_one(name, k, rnd, D, pseudo, c, dev, log, init=None):
+    """Train network `name` for one round, from scratch or from the weights `init`; keep the
+    weights with the best held-out F1 (the source hold-out: target labels are never looked at).
+    -> (model, best F1 or None)"""
     seed = c.seed * 1000 + rnd * 10 + k                # same (round, model) -> same result
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     g_aug = None if dist_.world() == 1 else torch.Generator().manual_seed(seed * 100 + dist_.rank() + 1)
-    model = build_model(name, c.width).to(dev, memory_format=torch.channels_last)
+    model = build_model(name, c.width)
+    if init is not None:
+        model.load_state_dict(init)
+    model = model.to(dev, memory_format=torch.channels_last)
     fwd = dist_.wrap(model, dev)                      # DistributedDataParallel under torchrun
     fwd = torch.compile(fwd) if c.compile else fwd
     opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
@@ -208,28 +217,50 @@ def holdout_scores(models, D, c, dev):
 
 
 @torch.no_grad()
-def predict(models, X, c, dev):
+def predict(models, X, c, dev, each=False):
     """Ensemble probability: the mean of the networks' sigmoids at 128*scale, area-averaged
-    back to 128. X: [N, 14, 128, 128] -> float32 [N, 128, 128] on the CPU"""
+    back to 128. X: [N, 14, 128, 128] -> float32 [N, 128, 128] on the CPU; with each=True also
+    every network's own probability, [M, N, 128, 128]."""
     for m in models:
         m.eval()
     out = torch.empty(len(X), L.SIZE, L.SIZE)
+    own = torch.empty(len(models), len(X), L.SIZE, L.SIZE) if each else None
     bs = 2 * c.batch_size
+    back = (lambda p: F.avg_pool2d(p, c.scale)[:, 0].cpu()) if c.scale > 1 else (lambda p: p[:, 0].cpu())
     for i in range(0, len(X), bs):
         x, _ = L.promote(X[i:i + bs].to(dev).float(), c.scale)
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == 'cuda'):
-            p = torch.stack([torch.sigmoid(m(x).float()) for m in models]).mean(0)
-        out[i:i + bs] = F.avg_pool2d(p, c.scale)[:, 0].cpu() if c.scale > 1 else p[:, 0].cpu()
-    return out
+            ps = torch.stack([torch.sigmoid(m(x).float()) for m in models])
+        out[i:i + bs] = back(ps.mean(0))
+        if each:
+            for j, p in enumerate(ps):
+                own[j, i:i + bs] = back(p)
+    return (out, own) if each else out
 
 
 def pseudo_labels(prob, t, ignore_uncertain):
-    """prob: [N, H, W] -> uint8 [N, H, W]: 1 where prob >= t; 0 below (or, with ignore_uncertain,
-    0 only where prob <= 1 - t and IGNORE in between)."""
+    """The paper's rule. prob: [N, H, W] -> uint8 [N, H, W]: 1 where prob >= t; 0 below (or,
+    with ignore_uncertain, 0 only where prob <= 1 - t and IGNORE in between)."""
     y = (prob >= t).to(torch.uint8)
     if ignore_uncertain:
         y[(prob > 1 - t) & (prob < t)] = L.IGNORE
+    return y
+
+
+def balanced_pseudo_labels(prob, portion):
+    """Class-balanced selection (CBST, Zou et al. 2018): of the pixels predicted landslide
+    (prob >= 0.5) keep the most confident `portion` as 1, of those predicted background the most
+    confident `portion` as 0, and ignore the rest. One threshold for both classes starves the
+    rare, less confident one: under 49 : 1 it keeps most background and few landslides.
+    prob: [N, H, W] -> uint8 [N, H, W]"""
+    y = torch.full(prob.shape, L.IGNORE, dtype=torch.uint8)
+    for cls, conf in ((1, prob), (0, 1 - prob)):
+        pred = conf >= 0.5 if cls else conf > 0.5
+        k = int(portion * int(pred.sum()))
+        if k:
+            cut = conf[pred].kthvalue(int(pred.sum()) - k + 1).values   # the k-th most confident
+            y[pred & (conf >= cut)] = cls
     return y
 
 
@@ -313,19 +344,28 @@ def finish_round(rnd, models, f1s, D, c, info, prev, log):
     rdir = os.path.join(c.out, f'round{rnd}')
     entry = {'round': rnd, 'models': {n: {'holdout_f1': f} for n, f in f1s.items()}}
     entry['holdout'] = holdout_scores(models, D, c, dev := info['dev'])
-    prob = predict(models, D['xt'], c, dev)
-    new = pseudo_labels(prob, c.threshold, c.ignore_uncertain)
+    prob, own = predict(models, D['xt'], c, dev, each=True)
+    portion = min(0.5, c.portion + c.portion_step * rnd)
+    new = balanced_pseudo_labels(prob, portion) if c.pseudo == 'balanced' else \
+        pseudo_labels(prob, c.threshold, c.ignore_uncertain)
     masks = (prob >= 0.5).to(torch.uint8)
     entry['target'] = L.scores(*L.confusion(masks, D['yt'])) if D['yt'] is not None else None
+    votes = (own >= 0.5).sum(0)                       # label-free: do the networks agree?
+    src_share = float(D['ys'].float().mean())
     entry['pseudo'] = {'positive': float((new == 1).float().mean()),
                        'ignored': float((new == L.IGNORE).float().mean()),
-                       'changed': None if prev is None else float((new != prev).float().mean())}
+                       'changed': None if prev is None else float((new != prev).float().mean()),
+                       'vs_source': float((new == 1).float().mean()) / max(src_share, 1e-12),
+                       'predicted_positive': float(masks.float().mean()),
+                       'agreement': float((votes == len(own)).sum() / max(int((votes > 0).sum()), 1))}
+    if c.pseudo == 'balanced':
+        entry['pseudo']['portion'] = portion
     if D['yt'] is not None:                           # report only: how right the pseudo-labels are
         gt = D['yt'].bool()
         entry['pseudo']['of_landslide'] = {k: float((new[gt] == v).float().mean()) for k, v in
                                            (('landslide', 1), ('ignored', L.IGNORE), ('background', 0))}
         entry['pseudo']['background_as_landslide'] = float((new[~gt] == 1).float().mean())
-    share, src_share = entry['pseudo']['positive'], float(D['ys'].float().mean())
+    share = entry['pseudo']['positive']
     if share < src_share / 2:                         # label-free: compares with the source labels
         log(f'warning: round {rnd} pseudo-labels mark {100 * share:.2f} % of target pixels landslide, '
             f'the source labels {100 * src_share:.2f} %: refinement may erode recall (README, evidence)')
@@ -341,7 +381,7 @@ def run(c):
         torch.use_deterministic_algorithms(True)
     log = (lambda s: print(s, flush=True)) if main else (lambda s: None)
     metrics = {'target': L.SPLITS[c.target], 'nonfinite': {k: v['nonfinite'] for k, v in info['stats'].items()},
-               'rounds': []}
+               'source_share': float(D['ys'].float().mean()), 'rounds': []}
     pseudo, prev = None, None
     for rnd in range(c.rounds + 1):
         rdir = os.path.join(c.out, f'round{rnd}')
@@ -353,7 +393,10 @@ def run(c):
                 model, f1 = load_model(path, dev)
                 log(f'round {rnd}  {name:8s} finished earlier: loaded {path}')
             else:
-                model, f1 = train_one(name, k, rnd, D, pseudo, c, dev, log)
+                prev_ck = os.path.join(c.out, f'round{rnd - 1}', f'{name}.pt')
+                init = torch.load(prev_ck, map_location='cpu', weights_only=True)['state_dict'] \
+                    if c.warm_start and rnd > 0 else None
+                model, f1 = train_one(name, k, rnd, D, pseudo, c, dev, log, init)
                 if main:
                     save_model(path, model, name, c, f1)
                 dist_.barrier()
@@ -380,11 +423,12 @@ def run(c):
 def print_table(metrics, names):
     fmt = lambda v: '   -  ' if v is None else f'{100 * v:6.2f}'
     print('\nround | ' + ' '.join(f'{n[:7]:>7s}' for n in names) +
-          ' | held-out F1 | target F1 | pseudo+ % | changed %')
+          ' | held-out F1 | target F1 | pseudo+ % | changed % | agree %')
     for e in metrics['rounds']:
         print(f"{e['round']:5d} | " + ' '.join(f"{fmt(e['models'][n]['holdout_f1']):>7s}" for n in names) +
               f" | {fmt(e['holdout'] and e['holdout']['f1']):>11s} | {fmt(e['target'] and e['target']['f1']):>9s}"
-              f" | {fmt(e['pseudo']['positive']):>9s} | {fmt(e['pseudo']['changed']):>9s}")
+              f" | {fmt(e['pseudo']['positive']):>9s} | {fmt(e['pseudo']['changed']):>9s}"
+              f" | {fmt(e['pseudo']['agreement']):>7s}")
 
 
 def main(argv=None):

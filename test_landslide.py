@@ -7,9 +7,11 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import struct
 import zipfile
 import zlib
+from xml.etree import ElementTree
 
 import h5py
 import numpy as np
@@ -332,6 +334,53 @@ def test_pseudo_label_rules():
     assert refine.pseudo_labels(p, 0.7, True).tolist() == [[0, 255, 255, 1, 1]]
 
 
+def test_balanced_pseudo_labels_keep_the_same_share_of_each_class():
+    g = torch.Generator().manual_seed(0)
+    u = torch.rand(3, 40, 40, generator=g)                        # as after round 0: confident
+    prob = torch.where(u < 0.95, 0.05 * u, 0.5 + 5 * (u - 0.95))   # background, unsure landslides
+    y = refine.balanced_pseudo_labels(prob, 0.3)
+    for cls, pred, conf in ((1, prob >= 0.5, prob), (0, prob < 0.5, 1 - prob)):
+        kept = y == cls
+        assert (kept <= pred).all()                               # a class only where predicted
+        assert abs(int(kept.sum()) - 0.3 * int(pred.sum())) <= 1  # the same share of each class
+        assert conf[kept].min() >= conf[pred & ~kept].max()       # and its most confident pixels
+    assert ((y == 255) == ~((y == 0) | (y == 1))).all()
+    t = refine.pseudo_labels(prob, 0.7, True)                     # the threshold starves landslides:
+    assert (t == 1).sum() / (prob >= 0.5).sum() < (y == 1).sum() / (prob >= 0.5).sum()
+    assert (t == 0).sum() / (prob < 0.5).sum() > (y == 0).sum() / (prob < 0.5).sum()
+
+
+def conv_weights(path):
+    sd = torch.load(path, weights_only=True)['state_dict']
+    return {k: v for k, v in sd.items() if k.endswith('weight') and v.dim() == 4}
+
+
+@pytest.mark.parametrize('warm', [True, False])
+def test_warm_start_continues_from_the_previous_round(warm, tiny, tmp_path):
+    out = tmp_path / 'run'
+    assert run_refine(tiny, out, '--lr', '1e-9', *(['--warm-start'] if warm else [])) == 0
+    a, b = conv_weights(out / 'round0' / 'unet.pt'), conv_weights(out / 'round1' / 'unet.pt')
+    same = all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert same == warm
+
+
+def test_control_rounds_never_see_the_target(tiny, tmp_path):
+    """With --control, round 1 trains on the source only: other target images, same weights
+    (without it, the target images are in the batches and the weights differ)."""
+    other = tmp_path / 'other'
+    shutil.copytree(tiny, other)
+    for p in L.list_split(str(other), 'test')[1]:
+        with h5py.File(p, 'r+') as f:
+            f['img'][...] = f['img'][()][::-1] * 1.3 + 0.01
+    for control, same in ((['--control'], True), ([], False)):
+        ckpts = []
+        for data in (tiny, str(other)):
+            out = tmp_path / 'runs' / (os.path.basename(data) + str(same))
+            assert run_refine(data, out, *control) == 0
+            ckpts.append(outputs(out / 'round1'))
+        assert all(ckpts[0][k] == ckpts[1][k] for k in ckpts[0] if k.endswith('.pt')) == same
+
+
 def run_refine(tiny, out, *extra):
     return refine.main(['--data', tiny, '--out', str(out), '--rounds', '1', *TINY, *extra])
 
@@ -354,8 +403,18 @@ def test_end_to_end_submission(tiny, tmp_path):
     assert r1['target'] is not None and 0 <= r1['pseudo']['changed'] <= 1
     report = open(tmp_path / 'run/report.md').read()
     pictures = re.findall(r'\]\((\w+\.png)\)', report)
-    assert 'bands.png' in pictures and len(pictures) >= 2
+    assert len(pictures) >= 2
     assert all(open(tmp_path / 'run' / p, 'rb').read(8) == b'\x89PNG\r\n\x1a\n' for p in pictures)
+    charts = re.findall(r'\]\((\w+\.svg)\)', report)
+    assert sorted(charts) == ['bands.svg', 'rounds.svg']
+    for chart in charts:                                          # well-formed, with text on it
+        root = ElementTree.parse(tmp_path / 'run' / chart).getroot()
+        texts = [e.text for e in root.iter('{http://www.w3.org/2000/svg}text')]
+        assert root.tag.endswith('svg') and len(texts) > 10
+    texts = ' '.join(e.text for e in ElementTree.parse(tmp_path / 'run' / 'bands.svg').getroot().iter() if e.text)
+    assert all(w in texts for w in ('B1', 'B12', 'slope', 'DEM', 'source (TrainData)', 'target (TestData)'))
+    texts = ' '.join(e.text for e in ElementTree.parse(tmp_path / 'run' / 'rounds.svg').getroot().iter() if e.text)
+    assert all(w in texts for w in ('held-out F1', 'target F1', 'pseudo-labelled landslide', 'round'))
     for r in (0, 1):
         assert sorted(os.listdir(tmp_path / f'run/round{r}/pseudo')) == sorted(f'mask_{n}.h5' for n in ids)
         ck = torch.load(tmp_path / f'run/round{r}/unet.pt', weights_only=True)

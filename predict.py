@@ -126,10 +126,12 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
     try:
         def load(j):                                        # read and normalize band j; -> tiles
             raw, nd = tile_rows(sc, j, stride, pad, width, nodata)
-            x = np.where(nd[..., None], 0.0, (raw - mean) / std).astype(np.float32)
-            tiles = torch.from_numpy(x.transpose(2, 0, 1).copy()).unfold(2, T, stride)   # [14, T, nx, T]
+            x = raw - mean                                  # [T, width, 14], normalized in place
+            x /= std
+            x[nd] = 0.0
+            tiles = torch.from_numpy(x).unfold(1, T, stride)  # [T, nx, 14, T]: one copy below
             busy = [i for i in range(nx) if not nd[:, i * stride:i * stride + T].all()]
-            return raw, nd, tiles.permute(2, 0, 1, 3)[busy].contiguous(), busy          # [n, 14, T, T]
+            return raw, nd, tiles.permute(1, 2, 0, 3)[busy].contiguous(), busy          # [n, 14, T, T]
         nxt = pool.submit(load, 0)
         for j in range(ny):
             raw, nd, tiles, busy = nxt.result()

@@ -214,6 +214,18 @@ def test_synth_looks_like_the_problem(tiny):
     assert abs(t[..., 13].mean() - x[..., 13].mean()) > 500         # target terrain is shifted
 
 
+def test_sensor_only_shift_changes_the_spectra_and_nothing_else(tmp_path):
+    L.synth(str(tmp_path / 'all'), train=2, valid=0, test=3, seed=1)
+    L.synth(str(tmp_path / 'sensor'), train=2, valid=0, test=3, seed=1, kind='sensor')
+    L.synth(str(tmp_path / 'none'), train=2, valid=0, test=3, seed=1, shift=0.0)
+    read = lambda d: (np.stack([L.read_image(p) for p in L.list_split(str(tmp_path / d), 'test')[1]]),
+                      np.stack([L.read_mask(p) for p in L.list_split(str(tmp_path / d), 'test')[2]]))
+    (xa, ma), (xs, ms), (x0, m0) = read('all'), read('sensor'), read('none')
+    assert np.array_equal(xs[..., 12:], x0[..., 12:]) and np.array_equal(ms, m0)   # terrain, scars alike
+    assert np.abs(xs[..., :12] - x0[..., :12]).mean() > 0.01                       # the sensor differs
+    assert np.abs(xa[..., 13] - x0[..., 13]).mean() > 500                          # the full shift moves more
+
+
 def test_pairing_by_number_not_position(tmp_path):
     for split_n in (2, 10):                                         # sorted as text: 10 before 2
         os.makedirs(tmp_path / 'TrainData/img', exist_ok=True)

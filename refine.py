@@ -365,9 +365,10 @@ def finish_round(rnd, models, f1s, D, c, info, prev, log):
         entry['pseudo']['of_landslide'] = {k: float((new[gt] == v).float().mean()) for k, v in
                                            (('landslide', 1), ('ignored', L.IGNORE), ('background', 0))}
         entry['pseudo']['background_as_landslide'] = float((new[~gt] == 1).float().mean())
-    share = entry['pseudo']['positive']
+    what, share = ('predictions', entry['pseudo']['predicted_positive']) if c.pseudo == 'balanced' else \
+        ('pseudo-labels', entry['pseudo']['positive'])      # balanced keeps a share of predictions
     if share < src_share / 2:                         # label-free: compares with the source labels
-        log(f'warning: round {rnd} pseudo-labels mark {100 * share:.2f} % of target pixels landslide, '
+        log(f'warning: round {rnd} {what} mark {100 * share:.2f} % of target pixels landslide, '
             f'the source labels {100 * src_share:.2f} %: refinement may erode recall (README, evidence)')
     L.write_masks(os.path.join(rdir, 'pseudo'), info['files'], new.numpy())
     L.write_masks(os.path.join(rdir, 'masks'), info['files'], masks.numpy())

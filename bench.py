@@ -392,8 +392,10 @@ def gpu(args):
 
 
 # ----------------------------------------------------------------------------- whole scenes
-CHILD = ('import resource, sys, predict; rc = predict.main(sys.argv[1:]); '
-         'print("peak_rss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)')
+# the child's own high-water mark: VmHWM starts afresh at exec (ru_maxrss would carry the
+# parent's peak over the fork)
+CHILD = ('import re, sys, predict; rc = predict.main(sys.argv[1:]); print("peak_rss_kib", '
+         're.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)); sys.exit(rc)')
 
 
 def paper_sized_run(folder):

@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -319,7 +320,7 @@ def prepare(c):
                     p = os.path.join(c.out, f)
                     shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
         os.makedirs(c.out, exist_ok=True)
-        for d in [c.out] + [os.path.join(c.out, f) for f in os.listdir(c.out) if f.startswith('round')]:
+        for d in [c.out] + [os.path.join(c.out, f) for f in os.listdir(c.out) if re.fullmatch(r'round\d+', f)]:
             L.sweep(d)
         L.write_json(spath, stats)
         L.write_json(os.path.join(c.out, 'config.json'), vars(c))

@@ -26,6 +26,24 @@ def torchrun(tiny, out, **kw):
                             env=os.environ | {'OMP_NUM_THREADS': '1'}, start_new_session=True, **kw)
 
 
+def descendants(pid):
+    """Every process below pid (torchrun starts its workers in sessions of their own)."""
+    children = {}
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            try:
+                ppid = int(open(f'/proc/{d}/stat').read().rsplit(')', 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
 @pytest.fixture(scope='module')
 def ddp_run(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp('ddp') / 'run'
@@ -60,7 +78,11 @@ def test_killed_torchrun_resumes_to_the_same_outputs(ddp_run, tiny, tmp_path):
     while not target.exists() and p.poll() is None and time.time() - t0 < 240:
         time.sleep(0.05)
     assert target.exists() and p.poll() is None
-    os.killpg(p.pid, signal.SIGKILL)                  # torchrun and both workers at once
+    for pid in [p.pid] + descendants(p.pid):          # torchrun and both workers at once
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     p.wait()
     assert not (out / 'submission.zip').exists()
     p = torchrun(tiny, out)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import landslide as L
+import synthetic
 import refine
 
 TINY = ['--width', '4', '--scale', '2', '--steps', '3', '--batch-size', '4', '--evals', '1',
@@ -16,7 +17,7 @@ TINY = ['--width', '4', '--scale', '2', '--steps', '3', '--batch-size', '4', '--
 @pytest.fixture(scope='session')
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp('data')
-    L.synth(str(root), train=12, valid=4, test=6, shift=1.0, seed=3)
+    synthetic.synth(str(root), train=12, valid=4, test=6, shift=1.0, seed=3)
     return str(root)
 
 

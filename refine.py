@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 import distributed as dist_
 import landslide as L
+import synthetic
 from losses import segmentation_loss
 from models import MODELS, build_model
 from report import write_report
@@ -294,7 +295,7 @@ def prepare(c):
         c.data = c.data or os.path.join(c.out, 'data')
         if not os.path.isdir(c.data) and rank == 0:
             say(f'writing a synthetic dataset to {c.data}')
-            L.synth(c.data, **DEMO_DATA, seed=c.seed)
+            synthetic.synth(c.data, **DEMO_DATA, seed=c.seed)
         dist_.barrier()
     if not os.path.isdir(c.data):
         raise L.DataError(f'{c.data}: --data folder not found')

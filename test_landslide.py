@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 import landslide as L
+import synthetic
 import refine
 from losses import lovasz_grad, lovasz_hinge, ohem_bce, segmentation_loss
 from models import MODELS, build_model
@@ -185,9 +186,9 @@ def tree_digest(folder):
 
 
 def test_synth_layout_and_determinism(tmp_path):
-    L.synth(str(tmp_path / 'a'), train=3, valid=0, test=2, seed=5, target_masks=False)
-    L.synth(str(tmp_path / 'b'), train=3, valid=0, test=2, seed=5, target_masks=False)
-    L.synth(str(tmp_path / 'c'), train=3, valid=0, test=2, seed=6, target_masks=False)
+    synthetic.synth(str(tmp_path / 'a'), train=3, valid=0, test=2, seed=5, target_masks=False)
+    synthetic.synth(str(tmp_path / 'b'), train=3, valid=0, test=2, seed=5, target_masks=False)
+    synthetic.synth(str(tmp_path / 'c'), train=3, valid=0, test=2, seed=6, target_masks=False)
     ids, imgs, masks = L.list_split(str(tmp_path / 'a'), 'train')
     assert ids == [1, 2, 3] and masks is not None
     with h5py.File(imgs[0]) as f:
@@ -215,9 +216,9 @@ def test_synth_looks_like_the_problem(tiny):
 
 
 def test_sensor_only_shift_changes_the_spectra_and_nothing_else(tmp_path):
-    L.synth(str(tmp_path / 'all'), train=2, valid=0, test=3, seed=1)
-    L.synth(str(tmp_path / 'sensor'), train=2, valid=0, test=3, seed=1, kind='sensor')
-    L.synth(str(tmp_path / 'none'), train=2, valid=0, test=3, seed=1, shift=0.0)
+    synthetic.synth(str(tmp_path / 'all'), train=2, valid=0, test=3, seed=1)
+    synthetic.synth(str(tmp_path / 'sensor'), train=2, valid=0, test=3, seed=1, kind='sensor')
+    synthetic.synth(str(tmp_path / 'none'), train=2, valid=0, test=3, seed=1, shift=0.0)
     read = lambda d: (np.stack([L.read_image(p) for p in L.list_split(str(tmp_path / d), 'test')[1]]),
                       np.stack([L.read_mask(p) for p in L.list_split(str(tmp_path / d), 'test')[2]]))
     (xa, ma), (xs, ms), (x0, m0) = read('all'), read('sensor'), read('none')

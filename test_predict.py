@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import landslide as L
+import synthetic
 import predict
 import refine
 import scene as S
@@ -35,7 +36,7 @@ def run(*args):
 def scenes(tmp_path_factory):
     """A 256 x 256 target-domain scene (2 x 2 whole patches) as .npy, and its true mask."""
     d = tmp_path_factory.mktemp('scenes')
-    img, mask = L.synth_patch(np.random.default_rng([0, 3]), L.domain(1.0, 0), 256)
+    img, mask = synthetic.synth_patch(np.random.default_rng([0, 3]), synthetic.domain(1.0, 0), 256)
     np.save(d / 'a.npy', img)
     return d, img, mask
 
@@ -130,7 +131,7 @@ def test_all_nodata_scene_is_all_255_with_a_warning(trained, tmp_path, capsys):
 
 
 def test_hdf5_scene_in_hdf5_out(trained, tmp_path):
-    L.synth_scene(str(tmp_path / 's'), 160, seed=1)
+    synthetic.synth_scene(str(tmp_path / 's'), 160, seed=1)
     assert run('--run', trained, '--scene', tmp_path / 's' / 'scene.h5', '--out', tmp_path / 'o') == 0
     mask, prob = outputs(tmp_path / 'o', 'scene', '.h5')
     assert mask.shape == prob.shape == (160, 160) and set(np.unique(mask)) <= {0, 1}
@@ -139,7 +140,7 @@ def test_hdf5_scene_in_hdf5_out(trained, tmp_path):
 
 @needs_rasterio
 def test_geotiff_in_geotiff_out_keeps_crs_and_transform(trained, tmp_path):
-    L.synth_scene(str(tmp_path / 's'), 200, seed=2)
+    synthetic.synth_scene(str(tmp_path / 's'), 200, seed=2)
     assert run('--run', trained, '--scene', tmp_path / 's' / 'scene.tif', '--out', tmp_path / 'o') == 0
     with rasterio.open(tmp_path / 's' / 'scene.tif') as src:
         for kind in ('landslide', 'probability'):
@@ -255,8 +256,8 @@ def test_each_process_of_a_torchrun_takes_its_share(trained, scenes, tmp_path, m
 
 
 def test_synthetic_scene_is_coherent_and_deterministic(tmp_path):
-    a = L.synth_scene(str(tmp_path / 'a'), 256, seed=4)
-    L.synth_scene(str(tmp_path / 'b'), 256, seed=4)
+    a = synthetic.synth_scene(str(tmp_path / 'a'), 256, seed=4)
+    synthetic.synth_scene(str(tmp_path / 'b'), 256, seed=4)
     with h5py.File(a[0]) as f, h5py.File(tmp_path / 'b' / 'scene.h5') as g:
         assert f['img'].shape == (256, 256, 14) and np.array_equal(f['img'][()], g['img'][()])
         mask, slope = f['mask'][()], f['img'][:, :, 12]

@@ -13,6 +13,7 @@ Scenes: 128-pixel windows overlapping by --overlap, reflect-padded at the edges,
 smooth weight, written band by band; memory is bounded by one band of tile rows.
 """
 import argparse
+import ctypes
 import fcntl
 import json
 import math
@@ -203,22 +204,23 @@ def area_m2(sc, pixels):
 
 
 def release_freed_memory():
-    """Hand freed heap memory back to the system (glibc). Band buffers are allocated and freed on
-    two threads; without this, glibc keeps the freed blocks in its heaps and the resident set
-    grows with the scene (2048^2: from 813 to 461 MiB peak)."""
-    try:
-        release_freed_memory.trim = getattr(release_freed_memory, 'trim', None) or \
-            __import__('ctypes').CDLL('libc.so.6').malloc_trim
-        release_freed_memory.trim(0)
-    except (OSError, AttributeError):                      # not glibc: nothing to do
-        release_freed_memory.trim = lambda _: None
+    """Hand freed heap memory back to the system. Band buffers are allocated and freed on two
+    threads; without this, glibc keeps the freed blocks in its heaps and the resident set grows
+    with the scene (2048^2: from 813 to 461 MiB peak)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
-def map_scenes(models, c, paths, out, args, dev, rnd, run):
+try:                                                        # glibc only; elsewhere nothing to do
+    _MALLOC_TRIM = ctypes.CDLL('libc.so.6').malloc_trim
+except (OSError, AttributeError):
+    _MALLOC_TRIM = None
+
+
+def map_scenes(models, c, scenes, out, args, dev, rnd, run):
     """Every scene of this process's share (all of them without torchrun), skipping those that a
     killed run already finished; summary.json gets a line per scene."""
     rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
-    scenes = [S.Scene(p) for p in paths]
     os.makedirs(out, exist_ok=True)
     L.sweep(out)
     log = lambda s: print(s if world == 1 else f'[{rank}] {s}', flush=True)
@@ -280,11 +282,11 @@ def main(argv=None):
         local = int(os.environ.get('LOCAL_RANK', 0))
         cuda = args.device == 'cuda' or (args.device == 'auto' and torch.cuda.is_available())
         dev = torch.device(f'cuda:{local % torch.cuda.device_count()}' if cuda else 'cpu')
-        if args.scene:                                     # a bad scene stops us before any work
-            names = [S.Scene(p).close() or S.Scene(p).name for p in args.scene]
-            dup = next((p for p, n in zip(args.scene, names) if names.count(n) > 1), None)
-            if dup:
-                raise L.DataError(f'{dup}: another scene has the same name; their outputs would collide')
+        scenes = [S.Scene(p) for p in args.scene or []]   # a bad scene stops us before any work
+        names = [sc.name for sc in scenes]
+        dup = next((sc.path for sc in scenes if names.count(sc.name) > 1), None)
+        if dup:
+            raise L.DataError(f'{dup}: another scene has the same name; their outputs would collide')
         models, c, rnd = load_run(args.run, args.round, dev)
         print(f'round {rnd} of {args.run}: {", ".join(c.models)}, scale {c.scale}, on {dev}')
         if args.data:
@@ -293,7 +295,7 @@ def main(argv=None):
         else:
             print('separated normalization: each scene is its own domain (its own band statistics, '
                   'no-data left out)')
-            map_scenes(models, c, args.scene, args.out, args, dev, rnd, args.run)
+            map_scenes(models, c, scenes, args.out, args, dev, rnd, args.run)
     except L.DataError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ import torch
 import landslide as L
 import refine
 import scene as S
+from report import true_colour, write_png
 
 DEFAULTS = dict(overlap=L.SIZE // 4, nodata=None, device='auto', log_every=5.0)
 
@@ -173,7 +174,6 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
     finally:
         pool.shutdown(cancel_futures=True)
     look = quicklook(np.concatenate(look_rgb), np.concatenate(look_mask))
-    from report import write_png
     write_png(os.path.join(out, f'{sc.name}_quicklook.png'), look)
     return dict(scene=sc.path, size=[sc.H, sc.W], tiles=ny * nx, seconds=round(time.time() - t0, 2),
                 landslide_pixels=n_land, nodata_pixels=n_nd, landslide_m2=area_m2(sc, n_land),
@@ -181,13 +181,9 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
 
 
 def quicklook(raw, mask):
-    """True colour (stretched 2-98 % over valid pixels) with landslides outlined in red.
-    raw: [h, w, 3] B4, B3, B2; mask: uint8 [h, w] (1, 0, 255) -> uint8 [h, w, 3]"""
-    rgb = raw.astype(np.float64)
-    ok = (mask != S.NODATA_OUT) & np.isfinite(rgb).all(-1)
-    lo, hi = (np.percentile(rgb[ok], q) for q in (2, 98)) if ok.any() else (0.0, 1.0)
-    img = (255 * np.clip((np.nan_to_num(rgb) - lo) / max(hi - lo, 1e-9), 0, 1)).astype(np.uint8)
-    img[~ok] = 0
+    """True colour with landslides outlined in red. raw: [h, w, 3] B4, B3, B2; mask: uint8 [h, w]
+    (1, 0, 255) -> uint8 [h, w, 3]"""
+    img = true_colour(raw, (mask != S.NODATA_OUT) & np.isfinite(raw).all(-1))
     m = np.pad(mask == 1, 1)
     inner = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
     img[(mask == 1) & ~inner] = (255, 40, 40)

@@ -32,11 +32,15 @@ def write_png(path, rgb):
     L.atomic_write(path, lambda t: open(t, 'wb').write(png_bytes(np.ascontiguousarray(rgb, np.uint8))))
 
 
-def true_colour(img):
-    """img: [128, 128, 14] -> uint8 [128, 128, 3] from B4, B3, B2, stretched 2-98 %."""
-    rgb = np.nan_to_num(img[..., [3, 2, 1]].astype(np.float64))
-    lo, hi = np.percentile(rgb, 2), np.percentile(rgb, 98)
-    return (255 * np.clip((rgb - lo) / max(hi - lo, 1e-9), 0, 1)).astype(np.uint8)
+def true_colour(rgb, valid=None):
+    """rgb: [H, W, 3] B4, B3, B2 -> uint8 [H, W, 3], stretched 2-98 % over the valid pixels
+    (all by default); invalid pixels black."""
+    rgb = np.nan_to_num(np.asarray(rgb, np.float64))
+    valid = np.ones(rgb.shape[:2], bool) if valid is None else valid
+    lo, hi = (np.percentile(rgb[valid], 2), np.percentile(rgb[valid], 98)) if valid.any() else (0.0, 1.0)
+    out = (255 * np.clip((rgb - lo) / max(hi - lo, 1e-9), 0, 1)).astype(np.uint8)
+    out[~valid] = 0
+    return out
 
 
 def overlay(rgb, mask, colour=(255, 40, 40)):
@@ -152,7 +156,7 @@ def write_report(out, data, target, rounds, n_looks=4):
     ids, ipaths, mpaths = L.list_split(data, target)
     looks = []
     for k in np.linspace(0, len(ids) - 1, min(n_looks, len(ids))).astype(int):
-        n, rgb = ids[k], true_colour(L.read_image(ipaths[k]))
+        n, rgb = ids[k], true_colour(L.read_image(ipaths[k])[..., [3, 2, 1]])
         row = [rgb] + ([overlay(rgb, L.read_mask(mpaths[k]), (40, 220, 40))] if mpaths else [])
         row += [overlay(rgb, L.read_mask(os.path.join(out, f'round{r}', 'masks', L.mask_name(ipaths[k]))))
                 for r in range(rounds + 1)]

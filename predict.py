@@ -60,7 +60,8 @@ def load_run(run, rnd, dev):
             models.append(refine.load_model(path, dev)[0])
         except Exception as e:
             raise L.DataError(f'{path}: not a readable checkpoint, truncated or corrupt? ({e.__class__.__name__})')
-    return models, argparse.Namespace(scale=cfg['scale'], batch_size=cfg['batch_size'], models=names), rnd
+    return models, argparse.Namespace(scale=cfg['scale'], batch_size=cfg['batch_size'], models=names,
+                                      adabn=cfg.get('adabn', False)), rnd
 
 
 # ----------------------------------------------------------------------------- patches
@@ -71,7 +72,10 @@ def predict_patches(models, c, data, split, out, dev):
     print(f'separated normalization: {L.SPLITS[split]} is its own domain; band statistics of '
           f'its {len(ip)} patches...')
     stats = L.band_stats(ip)
-    prob = refine.predict(models, L.load_images(ip, stats), c, dev)
+    X = L.load_images(ip, stats)
+    if c.adabn:                                             # and so are its BatchNorm statistics
+        models = refine.adapt_bn(models, [X], c, dev)
+    prob = refine.predict(models, X, c, dev)
     masks = (prob >= 0.5).to(torch.uint8)
     os.makedirs(out, exist_ok=True)
     L.write_masks(os.path.join(out, 'masks'), [L.mask_name(p) for p in ip], masks.numpy())
@@ -134,6 +138,11 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
             tiles = torch.from_numpy(x).unfold(1, T, stride)  # [T, nx, 14, T]: one copy below
             busy = [i for i in range(nx) if not nd[:, i * stride:i * stride + T].all()]
             return raw, nd, tiles.permute(1, 2, 0, 3)[busy].contiguous(), busy          # [n, 14, T, T]
+        if c.adabn:         # AdaBN: the scene's BatchNorm statistics, from up to 16 tiles of 8 rows
+            rows = sorted({round(j * (ny - 1) / 7) for j in range(8)}) if ny > 1 else [0]
+            g = torch.Generator().manual_seed(0)
+            models = refine.adapt_bn(models, (t[torch.randperm(len(t), generator=g)[:16]]
+                                              for t in (load(j)[2] for j in rows) if len(t)), c, dev)
         nxt = pool.submit(load, 0)
         for j in range(ny):
             raw, nd, tiles, busy = nxt.result()

@@ -12,6 +12,7 @@ The last round's masks (probability >= 0.5) are the submission.
     torchrun --nproc_per_node 4 refine.py --data ./data --out runs/paper   # data-parallel, 4 GPUs
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 
 import distributed as dist_
 import landslide as L
+import pseudo
 import synthetic
 from losses import segmentation_loss
 from models import MODELS, build_model
@@ -38,16 +40,19 @@ DEFAULTS = dict(
     lr=1e-3, weight_decay=1e-4, colour=0.1,
     w_lovasz=1.0, w_ohem=1.0, ohem_thresh=0.7, ohem_min_kept=100_000,
     threshold=0.7, ignore_uncertain=True, target_frac=None,
-    pseudo='threshold', portion=0.2, portion_step=0.1,   # pseudo-label rule (README: the rules)
-    warm_start=False, control=False,
+    pseudo='balanced', portion=0.2, portion_step=0.1,    # pseudo-label rule (README: the rules)
+    warm_start=True, adabn=True, agree=False, control=False,   # --paper-rule: the paper's loop
     holdout=0.1, evals=10, separate_norm=True,
     device='auto', seed=0, compile=False, log_every=5.0)
 # --demo: a small synthetic dataset and CPU-sized settings (any flag given still wins)
 DEMO = dict(width=8, scale=1, batch_size=8, steps=150, lr=3e-3, rounds=2, evals=3,
             ohem_min_kept=4096, log_every=10.0)
+# --paper-rule: the paper's literal refinement: threshold 0.7, every round from scratch, the
+# target predicted with the networks' own BatchNorm statistics (any flag given still wins)
+PAPER = dict(pseudo='threshold', warm_start=False, adabn=False, agree=False)
 DEMO_DATA = dict(train=160, valid=0, test=60, shift=1.0)
 # flags that may change between runs in one --out without changing what is computed
-RESUMABLE = ('out', 'rounds', 'device', 'compile', 'log_every', 'force', 'demo')
+RESUMABLE = ('out', 'rounds', 'device', 'compile', 'log_every', 'force', 'demo', 'paper_rule')
 
 
 def parse_args(argv=None):
@@ -78,14 +83,18 @@ def parse_args(argv=None):
     a('--threshold', type=float, help='pseudo-label: target pixels with ensemble probability >= this are landslide')
     a('--ignore-uncertain', action=argparse.BooleanOptionalAction,
       help='pseudo-labels: probability between 1-threshold and threshold is ignored (else background)')
-    a('--pseudo', choices=['threshold', 'balanced'],
-      help="pseudo-label rule: the paper's confidence threshold, or class-balanced selection (CBST)")
-    a('--portion', type=float, help='balanced: share of each class\'s predicted pixels kept after round 0')
-    a('--portion-step', type=float, help='balanced: the share grows by this each round (at most 0.5)')
+    a('--pseudo', choices=['threshold', 'balanced', 'prior'],
+      help="pseudo-label rule: the paper's confidence threshold, class-balanced selection (CBST), or "
+      "balanced with the source's landslide share as a prior (pseudo.py)")
+    a('--portion', type=float, help='balanced/prior: share of each class kept in round 0')
+    a('--portion-step', type=float, help='balanced/prior: the share grows by this each round (at most 0.5)')
     a('--warm-start', action=argparse.BooleanOptionalAction,
       help='rounds >= 1 continue each network from its previous-round weights instead of from scratch')
     a('--control', action='store_true', default=None,
       help='rounds >= 1 train on source labels only (the same extra training, no pseudo-labels)')
+    a('--adabn', action=argparse.BooleanOptionalAction,
+      help='predict the target with BatchNorm statistics estimated on the target (AdaBN)')
+    a('--agree', action=argparse.BooleanOptionalAction, help='pseudo-labels only where all networks agree')
     a('--target-frac', type=float, help='share of pseudo-labelled target patches per batch (default: by count)')
     a('--holdout', type=float, help='share of source patches held out for model selection')
     a('--evals', type=int, help='held-out evaluations per training (the best one is kept)')
@@ -95,11 +104,13 @@ def parse_args(argv=None):
     a('--seed', type=int)
     a('--compile', action='store_true', default=None, help='torch.compile the networks')
     a('--log-every', type=float, help='seconds between progress lines')
+    a('--paper-rule', action='store_true', help="the paper's literal loop: threshold rule, each round from scratch, "
+      'no AdaBN, no agreement filter (flags given still win)')
     a('--demo', action='store_true', help='generate a small synthetic dataset under --out and run CPU-sized')
     a('--force', action='store_true', help='start over in an --out made by a different command')
     given = {k: v for k, v in vars(ap.parse_args(argv)).items() if v is not None}
-    cfg = DEFAULTS | (DEMO if given.get('demo') else {}) | given
-    cfg.setdefault('demo', False), cfg.setdefault('force', False)
+    cfg = DEFAULTS | (DEMO if given.get('demo') else {}) | (PAPER if given.get('paper_rule') else {}) | given
+    cfg.setdefault('demo', False), cfg.setdefault('force', False), cfg.setdefault('paper_rule', False)
     return argparse.Namespace(**cfg)
 
 
@@ -241,29 +252,24 @@ def predict(models, X, c, dev, each=False):
     return (out, own) if each else out
 
 
-def pseudo_labels(prob, t, ignore_uncertain):
-    """The paper's rule. prob: [N, H, W] -> uint8 [N, H, W]: 1 where prob >= t; 0 below (or,
-    with ignore_uncertain, 0 only where prob <= 1 - t and IGNORE in between)."""
-    y = (prob >= t).to(torch.uint8)
-    if ignore_uncertain:
-        y[(prob > 1 - t) & (prob < t)] = L.IGNORE
-    return y
-
-
-def balanced_pseudo_labels(prob, portion):
-    """Class-balanced selection (CBST, Zou et al. 2018): of the pixels predicted landslide
-    (prob >= 0.5) keep the most confident `portion` as 1, of those predicted background the most
-    confident `portion` as 0, and ignore the rest. One threshold for both classes starves the
-    rare, less confident one: under 49 : 1 it keeps most background and few landslides.
-    prob: [N, H, W] -> uint8 [N, H, W]"""
-    y = torch.full(prob.shape, L.IGNORE, dtype=torch.uint8)
-    for cls, conf in ((1, prob), (0, 1 - prob)):
-        pred = conf >= 0.5 if cls else conf > 0.5
-        k = int(portion * int(pred.sum()))
-        if k:
-            cut = conf[pred].kthvalue(int(pred.sum()) - k + 1).values   # the k-th most confident
-            y[pred & (conf >= cut)] = cls
-    return y
+@torch.no_grad()
+def adapt_bn(models, batches, c, dev):
+    """AdaBN (Li et al. 2016), the layer-wise cousin of separated normalization: copies of the
+    networks whose BatchNorm statistics are re-estimated on the images of the domain about to be
+    predicted; the weights are unchanged. batches: an iterable of [n, 14, 128, 128] (read once;
+    with no image at all the networks are returned as they are). -> list of networks"""
+    out = [copy.deepcopy(m).train() for m in models]
+    for b in (b for m in out for b in m.modules() if isinstance(b, torch.nn.modules.batchnorm._BatchNorm)):
+        b.reset_running_stats()
+        b.momentum = None                             # a plain average over all batches
+    seen = 0
+    for X in batches:
+        seen += len(X)
+        for i in range(0, len(X), 2 * c.batch_size):
+            x, _ = L.promote(X[i:i + 2 * c.batch_size].to(dev).float(), c.scale)
+            for m in out:
+                m(x.contiguous(memory_format=torch.channels_last))
+    return [m.eval() for m in out] if seen else models
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -346,28 +352,13 @@ def finish_round(rnd, models, f1s, D, c, info, prev, log):
     rdir = os.path.join(c.out, f'round{rnd}')
     entry = {'round': rnd, 'models': {n: {'holdout_f1': f} for n, f in f1s.items()}}
     entry['holdout'] = holdout_scores(models, D, c, dev := info['dev'])
-    prob, own = predict(models, D['xt'], c, dev, each=True)
-    portion = min(0.5, c.portion + c.portion_step * rnd)
-    new = balanced_pseudo_labels(prob, portion) if c.pseudo == 'balanced' else \
-        pseudo_labels(prob, c.threshold, c.ignore_uncertain)
+    prob, own = predict(adapt_bn(models, [D['xt']], c, dev) if c.adabn else models, D['xt'], c, dev, each=True)
+    src_share = float(D['ys'].float().mean())
+    new = pseudo.make(prob, own, rnd, c, src_share)
     masks = (prob >= 0.5).to(torch.uint8)
     entry['target'] = L.scores(*L.confusion(masks, D['yt'])) if D['yt'] is not None else None
-    votes = (own >= 0.5).sum(0)                       # label-free: do the networks agree?
-    src_share = float(D['ys'].float().mean())
-    entry['pseudo'] = {'positive': float((new == 1).float().mean()),
-                       'ignored': float((new == L.IGNORE).float().mean()),
-                       'changed': None if prev is None else float((new != prev).float().mean()),
-                       'vs_source': float((new == 1).float().mean()) / max(src_share, 1e-12),
-                       'predicted_positive': float(masks.float().mean()),
-                       'agreement': float((votes == len(own)).sum() / max(int((votes > 0).sum()), 1))}
-    if c.pseudo == 'balanced':
-        entry['pseudo']['portion'] = portion
-    if D['yt'] is not None:                           # report only: how right the pseudo-labels are
-        gt = D['yt'].bool()
-        entry['pseudo']['of_landslide'] = {k: float((new[gt] == v).float().mean()) for k, v in
-                                           (('landslide', 1), ('ignored', L.IGNORE), ('background', 0))}
-        entry['pseudo']['background_as_landslide'] = float((new[~gt] == 1).float().mean())
-    what, share = ('predictions', entry['pseudo']['predicted_positive']) if c.pseudo == 'balanced' else \
+    entry['pseudo'] = pseudo.signs(new, prev, prob, own, src_share, D['yt'])
+    what, share = ('predictions', entry['pseudo']['predicted_positive']) if c.pseudo != 'threshold' else \
         ('pseudo-labels', entry['pseudo']['positive'])      # balanced keeps a share of predictions
     if share < src_share / 2:                         # label-free: compares with the source labels
         log(f'warning: round {rnd} {what} mark {100 * share:.2f} % of target pixels landslide, '

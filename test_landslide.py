@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 import landslide as L
 import synthetic
+import pseudo
 import refine
 from losses import lovasz_grad, lovasz_hinge, ohem_bce, segmentation_loss
 from models import MODELS, build_model
@@ -343,22 +344,22 @@ def test_models_are_distinct():
 
 def test_pseudo_label_rules():
     p = torch.tensor([[0.1, 0.5, 0.69, 0.7, 0.95]])
-    assert refine.pseudo_labels(p, 0.7, False).tolist() == [[0, 0, 0, 1, 1]]
-    assert refine.pseudo_labels(p, 0.7, True).tolist() == [[0, 255, 255, 1, 1]]
+    assert pseudo.threshold_labels(p, 0.7, False).tolist() == [[0, 0, 0, 1, 1]]
+    assert pseudo.threshold_labels(p, 0.7, True).tolist() == [[0, 255, 255, 1, 1]]
 
 
 def test_balanced_pseudo_labels_keep_the_same_share_of_each_class():
     g = torch.Generator().manual_seed(0)
     u = torch.rand(3, 40, 40, generator=g)                        # as after round 0: confident
     prob = torch.where(u < 0.95, 0.05 * u, 0.5 + 5 * (u - 0.95))   # background, unsure landslides
-    y = refine.balanced_pseudo_labels(prob, 0.3)
+    y = pseudo.balanced_labels(prob, 0.3)
     for cls, pred, conf in ((1, prob >= 0.5, prob), (0, prob < 0.5, 1 - prob)):
         kept = y == cls
         assert (kept <= pred).all()                               # a class only where predicted
         assert abs(int(kept.sum()) - 0.3 * int(pred.sum())) <= 1  # the same share of each class
         assert conf[kept].min() >= conf[pred & ~kept].max()       # and its most confident pixels
     assert ((y == 255) == ~((y == 0) | (y == 1))).all()
-    t = refine.pseudo_labels(prob, 0.7, True)                     # the threshold starves landslides:
+    t = pseudo.threshold_labels(prob, 0.7, True)                     # the threshold starves landslides:
     assert (t == 1).sum() / (prob >= 0.5).sum() < (y == 1).sum() / (prob >= 0.5).sum()
     assert (t == 0).sum() / (prob < 0.5).sum() > (y == 0).sum() / (prob < 0.5).sum()
 
@@ -371,7 +372,7 @@ def conv_weights(path):
 @pytest.mark.parametrize('warm', [True, False])
 def test_warm_start_continues_from_the_previous_round(warm, tiny, tmp_path):
     out = tmp_path / 'run'
-    assert run_refine(tiny, out, '--lr', '1e-9', *(['--warm-start'] if warm else [])) == 0
+    assert run_refine(tiny, out, '--lr', '1e-9', '--warm-start' if warm else '--no-warm-start') == 0
     a, b = conv_weights(out / 'round0' / 'unet.pt'), conv_weights(out / 'round1' / 'unet.pt')
     same = all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert same == warm

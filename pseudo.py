@@ -1,0 +1,86 @@
+"""Pseudo-labels for progressive label refinement (paper §2.3), and the label-free signs of
+whether the refinement is working. refine.py calls these once per round.
+
+The paper's rule: a target pixel is landslide where the three networks' mean probability is at
+least 0.7. Under 49 : 1 imbalance one threshold keeps nearly all background and few landslides;
+the errors are one-sided (missed landslides) and each round trained on them misses more.
+Class-balanced selection keeps the same top share of each class instead (the default). The
+rules are compared in README (evidence); `python bench.py refinement` measures them.
+
+Every function takes the ensemble's probability on the target, prob [N, H, W] float in [0, 1],
+and returns uint8 [N, H, W] labels in {0, 1, IGNORE}. None of them looks at target labels.
+"""
+import torch
+
+import landslide as L
+
+
+def threshold_labels(prob, t, ignore_uncertain):
+    """The paper's rule: 1 where prob >= t; 0 below (or, with ignore_uncertain, 0 only where
+    prob <= 1 - t and IGNORE in between)."""
+    y = (prob >= t).to(torch.uint8)
+    if ignore_uncertain:
+        y[(prob > 1 - t) & (prob < t)] = L.IGNORE
+    return y
+
+
+def balanced_labels(prob, portion):
+    """Class-balanced selection (CBST, Zou et al. 2018): of the pixels predicted landslide
+    (prob >= 0.5) keep the most confident `portion` as 1, of those predicted background the most
+    confident `portion` as 0, ignore the rest. Each class is cut at its own confidence, so the
+    rare, less confident class is not starved."""
+    y = torch.full(prob.shape, L.IGNORE, dtype=torch.uint8)
+    for cls, conf in ((1, prob), (0, 1 - prob)):
+        pred = conf >= 0.5 if cls else conf > 0.5
+        n = int(pred.sum())
+        k = int(portion * n)
+        if k:
+            cut = conf[pred].kthvalue(n - k + 1).values         # the k-th most confident
+            y[pred & (conf >= cut)] = cls
+    return y
+
+
+def prior_labels(prob, portion, share):
+    """Balanced selection with a prior on how much landslide to expect: background as in
+    balanced_labels; landslide = the `portion` x `share` x pixels most probable pixels, share
+    being the source labels' landslide share (so a network that under-predicts the target still
+    hands the next round landslide labels)."""
+    y = balanced_labels(prob, portion)
+    y[y == 1] = L.IGNORE
+    k = int(portion * share * prob.numel())
+    if k:
+        y[prob >= prob.flatten().kthvalue(prob.numel() - k + 1).values] = 1
+    return y
+
+
+def make(prob, own, rnd, c, source_share):
+    """This round's pseudo-labels by the rule c.pseudo; with c.agree, pixels where the networks'
+    own votes (own [M, N, H, W] probabilities) are split are ignored too."""
+    portion = min(0.5, c.portion + c.portion_step * rnd)      # CBST's schedule: grows each round
+    y = balanced_labels(prob, portion) if c.pseudo == 'balanced' else \
+        prior_labels(prob, portion, source_share) if c.pseudo == 'prior' else \
+        threshold_labels(prob, c.threshold, c.ignore_uncertain)
+    if c.agree:
+        votes = (own >= 0.5).sum(0)
+        y[(votes > 0) & (votes < len(own))] = L.IGNORE
+    return y
+
+
+def signs(new, prev, prob, own, source_share, truth=None):
+    """What a user without target labels can watch, per round: the pseudo-labels' landslide share
+    (and vs the source labels'), the share predicted landslide, the share of pixels whose
+    pseudo-label changed since the last round, and the networks' agreement (pixels all call
+    landslide / pixels any calls landslide). With truth (reporting only): how right they are.
+    new, prev: uint8 [N, H, W] (prev None in round 0); own: [M, N, H, W]. -> dict"""
+    votes = (own >= 0.5).sum(0)
+    pos = float((new == 1).float().mean())
+    s = {'positive': pos, 'ignored': float((new == L.IGNORE).float().mean()),
+         'changed': None if prev is None else float((new != prev).float().mean()),
+         'vs_source': pos / max(source_share, 1e-12), 'predicted_positive': float((prob >= 0.5).float().mean()),
+         'agreement': float((votes == len(own)).sum() / max(int((votes > 0).sum()), 1))}
+    if truth is not None:
+        gt = truth.bool()
+        s['of_landslide'] = {k: float((new[gt] == v).float().mean()) for k, v in
+                             (('landslide', 1), ('ignored', L.IGNORE), ('background', 0))}
+        s['background_as_landslide'] = float((new[~gt] == 1).float().mean())
+    return s

@@ -73,6 +73,78 @@ def ablation(out, seeds):
     L.atomic_write(os.path.join(out, 'ablation.md'), lambda t: open(t, 'w').write(table))
 
 
+# ----------------------------------------------------------------------------- refinement
+# Does the refinement add anything beyond extra training? Three targets of different kinds (the
+# generator options were fixed before any result was seen), three arms per seed that share round 0:
+# the paper's literal loop, refine.py's defaults, and a control with the default's training (same
+# steps, same warm start) on source labels only. Gains count only above the control.
+BENCHMARKS = [('shift 1.0', dict(shift=1.0), 5, 4),   # (name, generator options, seeds, arms)
+              ('shift 0.5', dict(shift=0.5), 3, 3),
+              ('sensor only', dict(shift=1.0, kind='sensor'), 3, 3)]
+BENCH_DATA = dict(train=160, valid=0, test=60)
+BENCH_COMMON = [*ABLATION_COMMON, '--scale', '1', '--rounds', '2']
+ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--control']),
+        ('threshold rule', ['--pseudo', 'threshold'])]     # the default's training, the paper's rule
+
+
+def refinement(out, seed_factor=1.0):
+    """Target F1 per round, arm and benchmark, mean ± std over seeds, and the goals of the
+    refinement checked on the means. Resumable: rerun the same command after an interruption."""
+    t0, res = time.time(), {}
+    for bname, opts, n, n_arms in BENCHMARKS:
+        for seed in range(max(1, round(n * seed_factor))):
+            tag = f"{bname.replace(' ', '').replace('.', '')}-seed{seed}"
+            data = os.path.join(out, f'data-{tag}')
+            if not os.path.isdir(data):                # written aside, then renamed: never half there
+                shutil.rmtree(data + '.part', ignore_errors=True)
+                synthetic.synth(data + '.part', **BENCH_DATA, **opts, seed=100 + seed)
+                os.replace(data + '.part', data)
+            for arm, flags in ARMS[:n_arms]:
+                run = os.path.join(out, arm.replace(' ', '') + '-' + tag)
+                first = os.path.join(out, f'{ARMS[0][0]}-{tag}', 'round0')
+                if arm != ARMS[0][0]:                   # round 0 does not depend on the arm: reuse it
+                    os.makedirs(os.path.join(run, 'round0'), exist_ok=True)
+                    for f in os.listdir(first):
+                        dst = os.path.join(run, 'round0', f)
+                        if f.endswith('.pt') and not os.path.exists(dst):
+                            shutil.copy(os.path.join(first, f), dst + '.part')
+                            os.replace(dst + '.part', dst)
+                print(f'== {bname}, seed {seed}: {arm}', flush=True)
+                rc = refine.main(['--data', data, '--out', run, '--seed', str(seed), *BENCH_COMMON, *flags])
+                assert rc == 0, f'run {run} failed'
+                m = json.load(open(os.path.join(run, 'metrics.json')))
+                res.setdefault(bname, {}).setdefault(arm, []).append(
+                    {'f1': [e['target']['f1'] for e in m['rounds']], 'source_share': m['source_share'],
+                     'pseudo': [e['pseudo'] for e in m['rounds']]})
+    minutes = (time.time() - t0) / 60
+    table = refinement_table(res) + f'\n{minutes:.0f} min on {os.cpu_count()} CPU cores.\n'
+    print('\n' + table)
+    L.write_json(os.path.join(out, 'refinement.json'), {'results': res, 'minutes': minutes})
+    L.atomic_write(os.path.join(out, 'refinement.md'), lambda t: open(t, 'w').write(table))
+
+
+def refinement_table(res):
+    """Markdown: target F1 % per round (mean ± std over seeds) per arm, then the goals."""
+    pm = lambda v: f'{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f}'
+    rounds = len(next(iter(next(iter(res.values())).values()))[0]['f1'])
+    lines = ['| target | arm | ' + ' | '.join(f'round {r}' for r in range(rounds)) + ' | seeds |',
+             '|---' * (rounds + 3) + '|']
+    goals = []
+    for bname, arms in res.items():
+        f1 = {a: 100 * np.array([s['f1'] for s in v]) for a, v in arms.items()}
+        for a, v in f1.items():
+            lines.append(f'| {bname} | {a} | ' + ' | '.join(pm(v[:, r]) for r in range(rounds)) + f' | {len(v)} |')
+        d, ctl = f1['default'], f1['control']
+        mean = d.mean(0)
+        drop, worst = (mean[:-1] - mean[1:]).max(), (d[:, -1] - d[:, 0]).min()
+        gain, over = mean[-1] - mean[0], mean[-1] - ctl.mean(0)[-1]
+        ok = lambda b: 'met' if b else 'MISSED'
+        g = (f'- {bname}: largest fall between rounds {drop:+.1f} → {ok(drop <= 1)}; worst seed round 0 → '
+             f'last {worst:+.1f} → {ok(worst >= -3)}; gain {gain:+.1f}, over the control {over:+.1f}')
+        goals.append(g + (f' → {ok(gain >= 3 and over > 0)}' if mean[0] < 85 else ' (round 0 ≥ 85: no gain required)'))
+    return '\n'.join(lines) + '\n\nGoals (default arm, means over seeds):\n' + '\n'.join(goals) + '\n'
+
+
 # ----------------------------------------------------------------------------- speed
 BF16_PEAK = {'H100': 989e12, 'H200': 989e12, 'A100': 312e12, 'L40': 181e12, '4090': 165e12}  # dense
 
@@ -245,6 +317,9 @@ def main(argv=None):
     a = sub.add_parser('ablation', help='target F1 per added ingredient, mean ± std over seeds')
     a.add_argument('--seeds', type=int, default=3)
     a.add_argument('--out', default='runs/ablation')
+    r = sub.add_parser('refinement', help='does refinement beat extra training? three targets, three arms')
+    r.add_argument('--out', default='runs/refinement')
+    r.add_argument('--seed-factor', type=float, default=1.0, help='scale every benchmark\'s seed count')
     s = sub.add_parser('speed', help='training and inference throughput, Lovász, data loading')
     s.add_argument('--width', type=int, default=None, help='network width (default: 8 on CPU, 64 on CUDA)')
     s.add_argument('--repeats', type=int, default=3)
@@ -262,6 +337,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(os.cpu_count() or 1)
     return {'ablation': lambda: ablation(args.out, args.seeds), 'speed': lambda: speed(args),
+            'refinement': lambda: refinement(args.out, args.seed_factor),
             'gpu': lambda: __import__('gpucheck').gpu(args),
             'scene': lambda: __import__('gpucheck').scene_bench(args)}[args.cmd]()
 

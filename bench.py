@@ -1,13 +1,15 @@
 """Evidence for the paper's claims on data anyone can regenerate, and speed figures.
 
-    python bench.py ablation [--seeds 3] [--out runs/ablation]   # target F1 table, mean ± std
+    python bench.py ablation [--seeds 3] [--out runs/ablation]   # target F1 per ingredient, mean ± std
+    python bench.py refinement [--out runs/refinement]            # rounds vs a control, three targets
     python bench.py speed    [--width 8]                          # images/s, memory, Lovász, I/O
     python bench.py gpu      [--dry]                              # check and time the GPU path (< 8 min)
     python bench.py scene    [--sizes 2048 4096]                  # map whole scenes: s, tiles/s, memory, F1
 
 The ablation adds one ingredient per row on a synthetic shifted benchmark (landslide.py synth,
---shift 1.0), each seed a fresh dataset and fresh networks. Settings are CPU-sized; the rows are
-the paper's, see README. The speed benchmark prints medians of several runs on whatever machine
+--shift 1.0), each seed a fresh dataset and fresh networks; the refinement benchmark asks whether
+the rounds add anything above the same extra training without pseudo-labels, on three targets.
+Settings are CPU-sized; the rows are the paper's, see README. The speed benchmark prints medians of several runs on whatever machine
 runs it; on a CUDA machine it also measures the paper-sized GPU recipe.
 """
 import argparse
@@ -34,32 +36,52 @@ ABLATION_DATA = dict(train=160, valid=0, test=60, shift=1.0)
 ABLATION_COMMON = ['--width', '8', '--batch-size', '8', '--steps', '100', '--lr', '3e-3', '--evals', '3',
                    '--ohem-min-kept', '4096', '--device', 'cpu', '--log-every', '120']
 CE_ONLY = ['--w-lovasz', '0', '--ohem-thresh', '1']             # OHEM keeping every pixel = plain BCE
-ABLATION = [  # (row, run name, flags, round whose target F1 is the row)
+ROUND0 = ['--rounds', '0', '--no-adabn']
+ABLATION = [  # (row, run name, flags, run whose networks it reuses): round 0 only, one ingredient a row
     ('official baseline: 1 U-Net, CE, source norm, scale 1', 'base',
-     ['--models', 'unet', '--scale', '1', '--rounds', '0', '--no-separate-norm', *CE_ONLY], 0),
-    ('+ separated normalization', 'sepnorm', ['--models', 'unet', '--scale', '1', '--rounds', '0', *CE_ONLY], 0),
-    ('+ Lovász hinge + OHEM', 'lovasz', ['--models', 'unet', '--scale', '1', '--rounds', '0'], 0),
-    ('+ scale promotion (x2)', 'scale', ['--models', 'unet', '--scale', '2', '--rounds', '0'], 0),
-    ('+ three-model ensemble', 'refine', ['--scale', '2', '--rounds', '3'], 0),
-    ('+ refinement round 1', 'refine', None, 1),
-    ('+ refinement round 2', 'refine', None, 2),
-    ('+ refinement round 3', 'refine', None, 3)]
+     ['--models', 'unet', '--scale', '1', *ROUND0, '--no-separate-norm', *CE_ONLY], None),
+    ('+ separated normalization', 'sepnorm', ['--models', 'unet', '--scale', '1', *ROUND0, *CE_ONLY], None),
+    ('+ Lovász hinge + OHEM', 'lovasz', ['--models', 'unet', '--scale', '1', *ROUND0], None),
+    ('+ scale promotion (x2)', 'scale', ['--models', 'unet', '--scale', '2', *ROUND0], None),
+    ('+ three-model ensemble', 'ensemble', ['--scale', '2', *ROUND0], None),
+    ('+ target BatchNorm statistics (AdaBN)', 'adabn', ['--scale', '2', '--rounds', '0', '--adabn'], 'ensemble')]
+
+
+def synth_once(path, **kw):
+    """A synthetic dataset at path, unless one is there; written aside and renamed, so that an
+    interrupted benchmark never finds half a dataset."""
+    if not os.path.isdir(path):
+        shutil.rmtree(path + '.part', ignore_errors=True)
+        synthetic.synth(path + '.part', **kw)
+        os.replace(path + '.part', path)
+
+
+def reuse_round0(src, dst):
+    """Copy run src's round-0 networks into run dst (training them does not depend on the flags
+    that differ), so that dst only predicts with them."""
+    os.makedirs(os.path.join(dst, 'round0'), exist_ok=True)
+    for f in os.listdir(os.path.join(src, 'round0')):
+        to = os.path.join(dst, 'round0', f)
+        if f.endswith('.pt') and not os.path.exists(to):
+            shutil.copy(os.path.join(src, 'round0', f), to + '.part')
+            os.replace(to + '.part', to)
 
 
 def ablation(out, seeds):
-    t0, rows = time.time(), {r[0]: [] for r in ABLATION}
-    held = {r[0]: [] for r in ABLATION}
+    """Target F1 per added ingredient (round 0; the rounds are bench.py refinement's job),
+    mean ± std over seeds, each seed a fresh dataset and fresh networks. Resumable."""
+    t0, rows, held = time.time(), {r[0]: [] for r in ABLATION}, {r[0]: [] for r in ABLATION}
     for seed in range(seeds):
         data = os.path.join(out, f'data-seed{seed}')
-        if not os.path.isdir(data):
-            synthetic.synth(data, **ABLATION_DATA, seed=100 + seed)
-        for row, name, flags, rnd in ABLATION:
+        synth_once(data, **ABLATION_DATA, seed=100 + seed)
+        for row, name, flags, reuse in ABLATION:
             run = os.path.join(out, f'{name}-seed{seed}')
-            if flags is not None:
-                print(f'== seed {seed}: {row}', flush=True)
-                rc = refine.main(['--data', data, '--out', run, '--seed', str(seed), *ABLATION_COMMON, *flags])
-                assert rc == 0, f'run {run} failed'
-            e = json.load(open(os.path.join(run, 'metrics.json')))['rounds'][rnd]
+            if reuse:
+                reuse_round0(os.path.join(out, f'{reuse}-seed{seed}'), run)
+            print(f'== seed {seed}: {row}', flush=True)
+            rc = refine.main(['--data', data, '--out', run, '--seed', str(seed), *ABLATION_COMMON, *flags])
+            assert rc == 0, f'run {run} failed'
+            e = json.load(open(os.path.join(run, 'metrics.json')))['rounds'][0]
             rows[row].append(e['target']['f1'])
             held[row].append(e['holdout']['f1'])
     minutes = (time.time() - t0) / 60
@@ -95,20 +117,11 @@ def refinement(out, seed_factor=1.0):
         for seed in range(max(1, round(n * seed_factor))):
             tag = f"{bname.replace(' ', '').replace('.', '')}-seed{seed}"
             data = os.path.join(out, f'data-{tag}')
-            if not os.path.isdir(data):                # written aside, then renamed: never half there
-                shutil.rmtree(data + '.part', ignore_errors=True)
-                synthetic.synth(data + '.part', **BENCH_DATA, **opts, seed=100 + seed)
-                os.replace(data + '.part', data)
+            synth_once(data, **BENCH_DATA, **opts, seed=100 + seed)
             for arm, flags in ARMS[:n_arms]:
                 run = os.path.join(out, arm.replace(' ', '') + '-' + tag)
-                first = os.path.join(out, f'{ARMS[0][0]}-{tag}', 'round0')
-                if arm != ARMS[0][0]:                   # round 0 does not depend on the arm: reuse it
-                    os.makedirs(os.path.join(run, 'round0'), exist_ok=True)
-                    for f in os.listdir(first):
-                        dst = os.path.join(run, 'round0', f)
-                        if f.endswith('.pt') and not os.path.exists(dst):
-                            shutil.copy(os.path.join(first, f), dst + '.part')
-                            os.replace(dst + '.part', dst)
+                if arm != ARMS[0][0]:                   # round 0 does not depend on the arm
+                    reuse_round0(os.path.join(out, ARMS[0][0].replace(' ', '') + '-' + tag), run)
                 print(f'== {bname}, seed {seed}: {arm}', flush=True)
                 rc = refine.main(['--data', data, '--out', run, '--seed', str(seed), *BENCH_COMMON, *flags])
                 assert rc == 0, f'run {run} failed'

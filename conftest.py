@@ -1,5 +1,6 @@
 """Shared test data: a tiny synthetic dataset and a tiny trained run (CPU, seconds), and a way
 to compare what two runs wrote."""
+import hashlib
 import os
 import zipfile
 
@@ -7,7 +8,6 @@ import h5py
 import pytest
 import torch
 
-import landslide as L
 import synthetic
 import refine
 
@@ -48,3 +48,12 @@ def outputs(out):
             elif f != 'config.json':
                 res[rel] = open(p, 'rb').read()
     return res
+
+
+def tree_digest(folder):
+    """One hash of every file name and content under folder."""
+    h = hashlib.sha256()
+    for dp, _, files in sorted(os.walk(folder)):
+        for f in sorted(files):
+            h.update(f.encode() + open(os.path.join(dp, f), 'rb').read())
+    return h.hexdigest()

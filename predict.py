@@ -110,6 +110,19 @@ def tile_rows(sc, j, stride, pad, width, nodata):
     return raw, S.nodata_mask(raw, nodata)
 
 
+def adabn_tiles(load, ny, stride, rows=8, per_row=16):
+    """Tiles for AdaBN, the scene's own BatchNorm statistics: up to per_row tiles without a
+    no-data pixel from each of `rows` evenly spaced tile rows (a scene with none: no batch, and
+    the networks keep theirs). load(j) -> (raw, no-data [128, width], tiles [n, 14, 128, 128],
+    their columns). Yields [k, 14, 128, 128]."""
+    g = torch.Generator().manual_seed(0)
+    for j in sorted({round(k * (ny - 1) / (rows - 1)) for k in range(rows)}):
+        _, nd, tiles, cols = load(j)
+        clean = [k for k, i in enumerate(cols) if not nd[:, i * stride:i * stride + L.SIZE].any()]
+        if clean:
+            yield tiles[torch.tensor(clean)[torch.randperm(len(clean), generator=g)[:per_row]]]
+
+
 def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
     """Landslide mask and probability of one scene, written band by band. -> summary dict"""
     t0, T = time.time(), L.SIZE
@@ -138,11 +151,8 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
             tiles = torch.from_numpy(x).unfold(1, T, stride)  # [T, nx, 14, T]: one copy below
             busy = [i for i in range(nx) if not nd[:, i * stride:i * stride + T].all()]
             return raw, nd, tiles.permute(1, 2, 0, 3)[busy].contiguous(), busy          # [n, 14, T, T]
-        if c.adabn:         # AdaBN: the scene's BatchNorm statistics, from up to 16 tiles of 8 rows
-            rows = sorted({round(j * (ny - 1) / 7) for j in range(8)}) if ny > 1 else [0]
-            g = torch.Generator().manual_seed(0)
-            models = refine.adapt_bn(models, (t[torch.randperm(len(t), generator=g)[:16]]
-                                              for t in (load(j)[2] for j in rows) if len(t)), c, dev)
+        if c.adabn:
+            models = refine.adapt_bn(models, adabn_tiles(load, ny, stride), c, dev)
         nxt = pool.submit(load, 0)
         for j in range(ny):
             raw, nd, tiles, busy = nxt.result()

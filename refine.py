@@ -2,13 +2,16 @@
 
 round 0     train each network on the labelled source (TrainData), keep each one's best
             checkpoint on a held-out part of the source labels, average the networks'
-            probabilities on the target images, pseudo-label = probability >= threshold
-round 1..R  train the networks again on source labels plus pseudo-labelled target images
+            probabilities on the target images (predicted with the target's own BatchNorm
+            statistics, AdaBN), pseudo-label them (pseudo.py)
+round 1..R  continue training the networks on source labels plus pseudo-labelled target images
             (each domain normalized with its own statistics), new pseudo-labels, ...
-The last round's masks (probability >= 0.5) are the submission.
+The last round's masks (probability >= 0.5) are the submission. The paper's literal loop
+(threshold 0.7, each round from scratch, no AdaBN) is --paper-rule; README says why the default
+differs, with the evidence.
 
     python refine.py --demo                               # synthetic data, CPU-sized, < 5 min
-    python refine.py --data ./data --rounds 3 --out runs/paper   # the paper's recipe (GPU)
+    python refine.py --data ./data --rounds 3 --out runs/paper   # the recipe (GPU)
     torchrun --nproc_per_node 4 refine.py --data ./data --out runs/paper   # data-parallel, 4 GPUs
 """
 import argparse

@@ -152,8 +152,10 @@ def refinement_table(res):
         drop, worst = (mean[:-1] - mean[1:]).max(), (d[:, -1] - d[:, 0]).min()
         gain, over = mean[-1] - mean[0], mean[-1] - ctl.mean(0)[-1]
         ok = lambda b: 'met' if b else 'MISSED'
-        g = (f'- {bname}: largest fall between rounds {drop:+.1f} → {ok(drop <= 1)}; worst seed round 0 → '
-             f'last {worst:+.1f} → {ok(worst >= -3)}; gain {gain:+.1f}, over the control {over:+.1f}')
+        fall = f'largest fall between rounds {drop:.1f}' if drop > 0 else f'no fall between rounds ' \
+            f'(smallest rise {-drop:.1f})'
+        g = (f'- {bname}: {fall} → {ok(drop <= 1)}; worst seed round 0 → last {worst:+.1f} → '
+             f'{ok(worst >= -3)}; gain {gain:+.1f}, over the control {over:+.1f}')
         goals.append(g + (f' → {ok(gain >= 3 and over > 0)}' if mean[0] < 85 else ' (round 0 ≥ 85: no gain required)'))
     return '\n'.join(lines) + '\n\nGoals (default arm, means over seeds):\n' + '\n'.join(goals) + '\n'
 

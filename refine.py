@@ -241,18 +241,24 @@ def predict(models, X, c, dev, each=False):
         m.eval()
     out = torch.empty(len(X), L.SIZE, L.SIZE)
     own = torch.empty(len(models), len(X), L.SIZE, L.SIZE) if each else None
-    bs = 2 * c.batch_size
     back = (lambda p: F.avg_pool2d(p, c.scale)[:, 0].cpu()) if c.scale > 1 else (lambda p: p[:, 0].cpu())
-    for i in range(0, len(X), bs):
-        x, _ = L.promote(X[i:i + bs].to(dev).float(), c.scale)
-        x = x.contiguous(memory_format=torch.channels_last)
+    for at, x in network_inputs(X, c, dev):
         with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == 'cuda'):
             ps = torch.stack([torch.sigmoid(m(x).float()) for m in models])
-        out[i:i + bs] = back(ps.mean(0))
+        out[at] = back(ps.mean(0))
         if each:
             for j, p in enumerate(ps):
-                own[j, i:i + bs] = back(p)
+                own[j, at] = back(p)
     return (out, own) if each else out
+
+
+def network_inputs(X, c, dev):
+    """X [N, 14, 128, 128] in batches of 2 x batch size, on the device, scale-promoted and
+    channels-last, as the networks take them. Yields (slice of X, [n, 14, 128s, 128s])."""
+    for i in range(0, len(X), 2 * c.batch_size):
+        at = slice(i, i + 2 * c.batch_size)
+        x, _ = L.promote(X[at].to(dev).float(), c.scale)
+        yield at, x.contiguous(memory_format=torch.channels_last)
 
 
 @torch.no_grad()
@@ -268,10 +274,9 @@ def adapt_bn(models, batches, c, dev):
     seen = 0
     for X in batches:
         seen += len(X)
-        for i in range(0, len(X), 2 * c.batch_size):
-            x, _ = L.promote(X[i:i + 2 * c.batch_size].to(dev).float(), c.scale)
+        for _, x in network_inputs(X, c, dev):
             for m in out:
-                m(x.contiguous(memory_format=torch.channels_last))
+                m(x)
     return [m.eval() for m in out] if seen else models
 
 
@@ -346,7 +351,8 @@ def prepare(c):
              train_idx=perm[n_hold:].sort().values)
     hold = perm[:n_hold].sort().values                # the source hold-out, sliced out once
     D['xh'], D['yh'] = (D['xs'][hold.to(dev)], D['ys'][hold.to(dev)].cpu()) if n_hold else (None, None)
-    return D, dict(names=names, files=[L.mask_name(p) for p in ip_t], dev=dev, stats=stats)
+    return D, dict(names=names, files=[L.mask_name(p) for p in ip_t], dev=dev, stats=stats,
+                   source_share=float(D['ys'].float().mean()))        # landslide share of the source labels
 
 
 def finish_round(rnd, models, f1s, D, c, info, prev, log):
@@ -356,7 +362,7 @@ def finish_round(rnd, models, f1s, D, c, info, prev, log):
     entry = {'round': rnd, 'models': {n: {'holdout_f1': f} for n, f in f1s.items()}}
     entry['holdout'] = holdout_scores(models, D, c, dev := info['dev'])
     prob, own = predict(adapt_bn(models, [D['xt']], c, dev) if c.adabn else models, D['xt'], c, dev, each=True)
-    src_share = float(D['ys'].float().mean())
+    src_share = info['source_share']
     new = pseudo.make(prob, own, rnd, c, src_share)
     masks = (prob >= 0.5).to(torch.uint8)
     entry['target'] = L.scores(*L.confusion(masks, D['yt'])) if D['yt'] is not None else None
@@ -378,7 +384,7 @@ def run(c):
         torch.use_deterministic_algorithms(True)
     log = (lambda s: print(s, flush=True)) if main else (lambda s: None)
     metrics = {'target': L.SPLITS[c.target], 'nonfinite': {k: v['nonfinite'] for k, v in info['stats'].items()},
-               'source_share': float(D['ys'].float().mean()), 'rounds': []}
+               'source_share': info['source_share'], 'rounds': []}
     pseudo, prev = None, None
     for rnd in range(c.rounds + 1):
         rdir = os.path.join(c.out, f'round{rnd}')

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import shutil
 import statistics
 import tempfile
@@ -109,30 +110,44 @@ ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--contr
         ('threshold rule', ['--pseudo', 'threshold'])]     # the default's training, the paper's rule
 
 
-def refinement(out, seed_factor=1.0):
+def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags=(), table_only=False):
     """Target F1 per round, arm and benchmark, mean ± std over seeds, and the goals of the
-    refinement checked on the means. Resumable: rerun the same command after an interruption."""
-    t0, res = time.time(), {}
+    refinement checked on the means. Resumable: rerun the same command after an interruption; a
+    run whose metrics.json holds every round is read, not rerun. only / seed_list / arms narrow it
+    to some benchmarks, seeds and arms (one seed per process on a GPU, say); flags are appended
+    to every run's flags (so they win); table_only tabulates the finished runs and trains nothing."""
+    t0, res, rounds = time.time(), {}, int(BENCH_COMMON[BENCH_COMMON.index('--rounds') + 1])
     for bname, opts, n, n_arms in BENCHMARKS:
-        for seed in range(max(1, round(n * seed_factor))):
+        if only and bname not in only:
+            continue
+        for seed in seed_list if seed_list is not None else range(max(1, round(n * seed_factor))):
             tag = f"{bname.replace(' ', '').replace('.', '')}-seed{seed}"
             data = os.path.join(out, f'data-{tag}')
-            synth_once(data, **BENCH_DATA, **opts, seed=100 + seed)
-            for arm, flags in ARMS[:n_arms]:
+            if not table_only:
+                synth_once(data, **BENCH_DATA, **opts, seed=100 + seed)
+            for arm, arm_flags in [a for x in arms for a in ARMS if a[0] == x] if arms else ARMS[:n_arms]:
                 run = os.path.join(out, arm.replace(' ', '') + '-' + tag)
-                if arm != ARMS[0][0]:                   # round 0 does not depend on the arm
-                    reuse_round0(os.path.join(out, ARMS[0][0].replace(' ', '') + '-' + tag), run)
-                print(f'== {bname}, seed {seed}: {arm}', flush=True)
-                rc = refine.main(['--data', data, '--out', run, '--seed', str(seed), *BENCH_COMMON, *flags])
-                assert rc == 0, f'run {run} failed'
-                m = json.load(open(os.path.join(run, 'metrics.json')))
+                mpath = os.path.join(run, 'metrics.json')
+                done = os.path.exists(mpath) and len(json.load(open(mpath))['rounds']) == rounds + 1
+                if not done and table_only:
+                    continue
+                if not done:
+                    if arm != ARMS[0][0]:               # round 0 does not depend on the arm
+                        reuse_round0(os.path.join(out, ARMS[0][0].replace(' ', '') + '-' + tag), run)
+                    print(f'== {bname}, seed {seed}: {arm}', flush=True)
+                    rc = refine.main(['--data', data, '--out', run, '--seed', str(seed), *BENCH_COMMON,
+                                      *arm_flags, *flags])
+                    assert rc == 0, f'run {run} failed'
+                m = json.load(open(mpath))
                 res.setdefault(bname, {}).setdefault(arm, []).append(
                     {'f1': [e['target']['f1'] for e in m['rounds']], 'source_share': m['source_share'],
                      'pseudo': [e['pseudo'] for e in m['rounds']]})
     minutes = (time.time() - t0) / 60
-    table = refinement_table(res) + f'\n{minutes:.0f} min on {os.cpu_count()} CPU cores.\n'
+    where = torch.cuda.get_device_name() if '--device' in flags and 'cuda' in flags else f'{os.cpu_count()} CPU cores'
+    table = refinement_table(res) + f'\n{minutes:.0f} min on {where}' + (' (table only)' * table_only) + \
+        (f"; flags added: {' '.join(flags)}" if flags else '') + '.\n'
     print('\n' + table)
-    L.write_json(os.path.join(out, 'refinement.json'), {'results': res, 'minutes': minutes})
+    L.write_json(os.path.join(out, 'refinement.json'), {'results': res, 'minutes': minutes, 'flags': list(flags)})
     L.atomic_write(os.path.join(out, 'refinement.md'), lambda t: open(t, 'w').write(table))
 
 
@@ -147,6 +162,8 @@ def refinement_table(res):
         f1 = {a: 100 * np.array([s['f1'] for s in v]) for a, v in arms.items()}
         for a, v in f1.items():
             lines.append(f'| {bname} | {a} | ' + ' | '.join(pm(v[:, r]) for r in range(rounds)) + f' | {len(v)} |')
+        if 'default' not in f1 or 'control' not in f1:     # a partial table: no goals to check
+            continue
         d, ctl = f1['default'], f1['control']
         mean = d.mean(0)
         drop, worst = (mean[:-1] - mean[1:]).max(), (d[:, -1] - d[:, 0]).min()
@@ -335,6 +352,11 @@ def main(argv=None):
     r = sub.add_parser('refinement', help='does refinement beat extra training? three targets, three arms')
     r.add_argument('--out', default='runs/refinement')
     r.add_argument('--seed-factor', type=float, default=1.0, help='scale every benchmark\'s seed count')
+    r.add_argument('--only', nargs='+', help="benchmarks by name, e.g. 'shift 1.0'")
+    r.add_argument('--seed-list', type=int, nargs='+', help='these seeds (of every benchmark run)')
+    r.add_argument('--arms', nargs='+', help='these arms, in this order (default: every benchmark\'s own)')
+    r.add_argument('--flags', default='', help="refine.py flags added to every run, e.g. '--width 64 --device cuda'")
+    r.add_argument('--table-only', action='store_true', help='tabulate finished runs, train nothing')
     s = sub.add_parser('speed', help='training and inference throughput, Lovász, data loading')
     s.add_argument('--width', type=int, default=None, help='network width (default: 8 on CPU, 64 on CUDA)')
     s.add_argument('--repeats', type=int, default=3)
@@ -352,7 +374,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(os.cpu_count() or 1)
     return {'ablation': lambda: ablation(args.out, args.seeds), 'speed': lambda: speed(args),
-            'refinement': lambda: refinement(args.out, args.seed_factor),
+            'refinement': lambda: refinement(args.out, args.seed_factor, args.only, args.seed_list, args.arms,
+                                             shlex.split(args.flags), args.table_only),
             'gpu': lambda: __import__('gpucheck').gpu(args),
             'scene': lambda: __import__('gpucheck').scene_bench(args)}[args.cmd]()
 

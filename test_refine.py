@@ -374,3 +374,24 @@ def test_refinement_goals_are_checked_on_the_means():
     table = bench.refinement_table(res)
     assert 'no fall between rounds (smallest rise 0.5) → met' in table
     assert 'over the control -1.0 → MISSED' in table
+
+
+def test_refinement_table_only_reads_finished_runs_in_the_order_asked(tmp_path, monkeypatch):
+    import bench
+    monkeypatch.setattr(bench.refine, 'main', lambda argv: pytest.fail('table_only must not train'))
+
+    def run(arm, seed, f1s):
+        rounds = [{'target': {'f1': f}, 'pseudo': {}} for f in f1s]
+        (tmp_path / f'{arm}-shift10-seed{seed}').mkdir()
+        L.write_json(str(tmp_path / f'{arm}-shift10-seed{seed}' / 'metrics.json'),
+                     {'rounds': rounds, 'source_share': 0.02})
+    for seed in (0, 1):
+        run('default', seed, [0.5, 0.6, 0.7])
+        run('control', seed, [0.5, 0.65, 0.75 + 0.01 * seed])
+    run('paperrule', 0, [0.5, 0.4])                                     # interrupted after round 1
+    bench.refinement(str(tmp_path), only=['shift 1.0'], seed_list=[0, 1], arms=['control', 'paper rule',
+                     'default'], table_only=True)
+    res = json.load(open(tmp_path / 'refinement.json'))['results']['shift 1.0']
+    assert list(res) == ['control', 'default']                         # no paper rule: unfinished
+    assert [s['f1'][-1] for s in res['control']] == [0.75, 0.76]
+    assert 'over the control -5.5' in (tmp_path / 'refinement.md').read_text()

@@ -1,0 +1,24 @@
+#!/bin/bash
+# bench.py refinement's main target (shift 1.0) at GPU size, to ask whether the control's lead
+# on the CPU benchmark comes from CPU-sized networks: the same datasets (seeds 0-2), the paper's
+# network width, batch and learning rate, 300 steps per network and round (30 passes over the
+# 144 training patches; the CPU benchmark makes 5), scale 1, rounds 0-2; arms default, control,
+# paper rule. One process per seed shares the GPU. Settings fixed before any GPU result was seen.
+# Usage (a GPU machine, repository root): OUT=some/folder BUDGET=330 bash notes/gpu-refinement.sh
+# then, on the same machine: SEEDS="3 4" ALL="0 1 2 3 4" OUT=... BUDGET=300 bash notes/gpu-refinement.sh
+set -u
+OUT=${OUT:-runs/gpu-refinement-out}; R=${R:-runs/refinement-gpu}; mkdir -p "$OUT"
+F=${F:-"--width 64 --batch-size 16 --steps 300 --lr 1e-3 --device cuda"}
+export PYTHONUNBUFFERED=1
+python3 -c 'import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "no cuda")'
+T0=$(date +%s)
+for s in ${SEEDS:-0 1 2}; do
+  timeout "${BUDGET:-330}" python3 bench.py refinement --out "$R" --only 'shift 1.0' --seed-list $s \
+    --arms default control 'paper rule' --flags="$F" > "$OUT/seed$s.log" 2>&1 &
+done
+wait
+echo "training: $(( $(date +%s) - T0 )) s"
+python3 bench.py refinement --out "$R" --only 'shift 1.0' --seed-list ${ALL:-0 1 2} \
+  --arms default control 'paper rule' --flags="$F" --table-only | tee "$OUT/table.log"
+tail -n 3 "$OUT"/seed*.log
+tar czf "$OUT/runs.tgz" "$R"/*/metrics.json "$R"/*/config.json "$R"/refinement.*

@@ -110,6 +110,18 @@ ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--contr
         ('threshold rule', ['--pseudo', 'threshold'])]     # the default's training, the paper's rule
 
 
+def finished(run, argv, rounds):
+    """Does run hold every round's metrics? Raises L.DataError, as refine.py would, when the run
+    was made with other flags than argv."""
+    mpath = os.path.join(run, 'metrics.json')
+    if not os.path.exists(mpath) or len(json.load(open(mpath))['rounds']) < rounds + 1:
+        return False
+    c = refine.parse_args(argv)
+    c.data = os.path.abspath(c.data)
+    refine.check_out(c)
+    return True
+
+
 def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags=(), table_only=False):
     """Target F1 per round, arm and benchmark, mean ± std over seeds, and the goals of the
     refinement checked on the means. Resumable: rerun the same command after an interruption; a
@@ -127,23 +139,21 @@ def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags
                 synth_once(data, **BENCH_DATA, **opts, seed=100 + seed)
             for arm, arm_flags in [a for x in arms for a in ARMS if a[0] == x] if arms else ARMS[:n_arms]:
                 run = os.path.join(out, arm.replace(' ', '') + '-' + tag)
-                mpath = os.path.join(run, 'metrics.json')
-                done = os.path.exists(mpath) and len(json.load(open(mpath))['rounds']) == rounds + 1
+                argv = ['--data', data, '--out', run, '--seed', str(seed), *BENCH_COMMON, *arm_flags, *flags]
+                done = finished(run, argv, rounds)
                 if not done and table_only:
                     continue
                 if not done:
                     if arm != ARMS[0][0]:               # round 0 does not depend on the arm
                         reuse_round0(os.path.join(out, ARMS[0][0].replace(' ', '') + '-' + tag), run)
                     print(f'== {bname}, seed {seed}: {arm}', flush=True)
-                    rc = refine.main(['--data', data, '--out', run, '--seed', str(seed), *BENCH_COMMON,
-                                      *arm_flags, *flags])
-                    assert rc == 0, f'run {run} failed'
-                m = json.load(open(mpath))
+                    assert refine.main(argv) == 0, f'run {run} failed'
+                m = json.load(open(os.path.join(run, 'metrics.json')))
                 res.setdefault(bname, {}).setdefault(arm, []).append(
                     {'f1': [e['target']['f1'] for e in m['rounds']], 'source_share': m['source_share'],
                      'pseudo': [e['pseudo'] for e in m['rounds']]})
     minutes = (time.time() - t0) / 60
-    where = torch.cuda.get_device_name() if '--device' in flags and 'cuda' in flags else f'{os.cpu_count()} CPU cores'
+    where = torch.cuda.get_device_name() if 'cuda' in flags else f'{os.cpu_count()} CPU cores'
     table = refinement_table(res) + f'\n{minutes:.0f} min on {where}' + (' (table only)' * table_only) + \
         (f"; flags added: {' '.join(flags)}" if flags else '') + '.\n'
     print('\n' + table)

@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench.py refinement's main target (shift 1.0) at GPU size, to ask whether the control's lead
-# on the CPU benchmark comes from CPU-sized networks: the same datasets (seeds 0-2), the paper's
+# on the CPU benchmark comes from CPU-sized networks: the same datasets (seeds 0-2, or SEEDS), the paper's
 # network width, batch and learning rate, 300 steps per network and round (30 passes over the
 # 144 training patches; the CPU benchmark makes 5), scale 1, rounds 0-2; arms default, control,
 # paper rule. One process per seed shares the GPU. Settings fixed before any GPU result was seen.

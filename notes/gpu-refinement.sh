@@ -6,19 +6,21 @@
 # paper rule. One process per seed shares the GPU. Settings fixed before any GPU result was seen.
 # Usage (a GPU machine, repository root): OUT=some/folder BUDGET=330 bash notes/gpu-refinement.sh
 # then, on the same machine: SEEDS="3 4" ALL="0 1 2 3 4" OUT=... BUDGET=300 bash notes/gpu-refinement.sh
+# another target and fewer arms: BENCH='shift 0.5' ARMS='default control' (paper-rule for 'paper rule')
 set -u
 OUT=${OUT:-runs/gpu-refinement-out}; R=${R:-runs/refinement-gpu}; mkdir -p "$OUT"
 F=${F:-"--width 64 --batch-size 16 --steps 300 --lr 1e-3 --device cuda"}
 export PYTHONUNBUFFERED=1
+BENCH=${BENCH:-shift 1.0}; read -ra A <<< "${ARMS:-default control paper-rule}"; A=("${A[@]//-/ }")
 python3 -c 'import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "no cuda")'
 T0=$(date +%s)
 for s in ${SEEDS:-0 1 2}; do
-  timeout "${BUDGET:-330}" python3 bench.py refinement --out "$R" --only 'shift 1.0' --seed-list $s \
-    --arms default control 'paper rule' --flags="$F" > "$OUT/seed$s.log" 2>&1 &
+  timeout "${BUDGET:-330}" python3 bench.py refinement --out "$R" --only "$BENCH" --seed-list $s \
+    --arms "${A[@]}" --flags="$F" > "$OUT/seed$s.log" 2>&1 &
 done
 wait
 echo "training: $(( $(date +%s) - T0 )) s"
-python3 bench.py refinement --out "$R" --only 'shift 1.0' --seed-list ${ALL:-0 1 2} \
-  --arms default control 'paper rule' --flags="$F" --table-only | tee "$OUT/table.log"
+python3 bench.py refinement --out "$R" --only "$BENCH" --seed-list ${ALL:-0 1 2} \
+  --arms "${A[@]}" --flags="$F" --table-only | tee "$OUT/table.log"
 tail -n 3 "$OUT"/seed*.log
 tar czf "$OUT/runs.tgz" "$R"/*/metrics.json "$R"/*/config.json "$R"/refinement.*

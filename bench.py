@@ -107,7 +107,8 @@ BENCHMARKS = [('shift 1.0', dict(shift=1.0), 5, 4),   # (name, generator options
 BENCH_DATA = dict(train=160, valid=0, test=60)
 BENCH_COMMON = [*ABLATION_COMMON, '--scale', '1', '--rounds', '2']
 ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--control']),
-        ('threshold rule', ['--pseudo', 'threshold'])]     # the default's training, the paper's rule
+        ('threshold rule', ['--pseudo', 'threshold']),     # the default's training, the paper's rule
+        ('agree', ['--agree']), ('prior', ['--pseudo', 'prior'])]   # run only when --arms names them
 
 
 def finished(run, argv, rounds):

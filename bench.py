@@ -19,6 +19,7 @@ import resource
 import shlex
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 
@@ -153,6 +154,9 @@ def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags
                 res.setdefault(bname, {}).setdefault(arm, []).append(
                     {'f1': [e['target']['f1'] for e in m['rounds']], 'source_share': m['source_share'],
                      'pseudo': [e['pseudo'] for e in m['rounds']]})
+    if not res:
+        print(f'error: {out}: no finished run of this selection to tabulate', file=sys.stderr)
+        return 2
     minutes = (time.time() - t0) / 60
     where = torch.cuda.get_device_name() if 'cuda' in flags else f'{os.cpu_count()} CPU cores'
     table = refinement_table(res) + f'\n{minutes:.0f} min on {where}' + (' (table only)' * table_only) + \
@@ -383,6 +387,14 @@ def main(argv=None):
     sc.add_argument('--paper', action='store_true', help='untrained width-64, scale-4 networks (timing only)')
     sc.add_argument('--out', default='runs/bench-scene')
     args = ap.parse_args(argv)
+    if args.cmd == 'refinement':                      # a misspelt name would silently select nothing
+        bad = [x for x in args.arms or [] if x not in dict(ARMS)] + \
+            [x for x in args.only or [] if x not in [b[0] for b in BENCHMARKS]]
+        if bad:
+            print(f"error: unknown arm or benchmark {', '.join(map(repr, bad))} (arms: "
+                  f"{', '.join(a for a, _ in ARMS)}; benchmarks: {', '.join(b[0] for b in BENCHMARKS)})",
+                  file=sys.stderr)
+            return 2
     torch.set_num_threads(os.cpu_count() or 1)
     return {'ablation': lambda: ablation(args.out, args.seeds), 'speed': lambda: speed(args),
             'refinement': lambda: refinement(args.out, args.seed_factor, args.only, args.seed_list, args.arms,
@@ -392,4 +404,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    rc = main()
+    sys.exit(rc if isinstance(rc, int) else 0)        # 2: bad input; some commands return their rows

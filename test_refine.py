@@ -399,3 +399,12 @@ def test_refinement_table_only_reads_finished_runs_in_the_order_asked(tmp_path, 
         ['--data', str(tmp_path / 'data-shift10-seed1'), '--width', '16'])))      # made with other flags
     with pytest.raises(L.DataError, match='control-shift10-seed1'):
         bench.refinement(str(tmp_path), only=['shift 1.0'], seed_list=[1], arms=['control'], table_only=True)
+
+
+def test_refinement_refuses_unknown_arms_and_empty_tables(tmp_path, capsys):
+    import bench
+    assert bench.main(['refinement', '--out', str(tmp_path), '--arms', 'default', 'paperrule']) == 2
+    assert "unknown arm or benchmark 'paperrule'" in capsys.readouterr().err
+    assert bench.main(['refinement', '--out', str(tmp_path), '--table-only']) == 2
+    assert 'no finished run' in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []                                  # nothing written

@@ -112,16 +112,16 @@ ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--contr
         ('agree', ['--agree']), ('prior', ['--pseudo', 'prior'])]   # run only when --arms names them
 
 
-def finished(run, argv, rounds):
-    """Does run hold every round's metrics? Raises L.DataError, as refine.py would, when the run
-    was made with other flags than argv."""
-    mpath = os.path.join(run, 'metrics.json')
-    if not os.path.exists(mpath) or len(json.load(open(mpath))['rounds']) < rounds + 1:
-        return False
-    c = refine.parse_args(argv)
+def finished(run, argv):
+    """run's metrics when it holds every round argv asks for, else None. Raises L.DataError, as
+    refine.py would, when the run was made with other flags than argv."""
+    mpath, c = os.path.join(run, 'metrics.json'), refine.parse_args(argv)
+    m = json.load(open(mpath)) if os.path.exists(mpath) else None
+    if m is None or len(m['rounds']) < c.rounds + 1:
+        return None
     c.data = os.path.abspath(c.data)
     refine.check_out(c)
-    return True
+    return m
 
 
 def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags=(), table_only=False):
@@ -130,7 +130,8 @@ def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags
     run whose metrics.json holds every round is read, not rerun. only / seed_list / arms narrow it
     to some benchmarks, seeds and arms (one seed per process on a GPU, say); flags are appended
     to every run's flags (so they win); table_only tabulates the finished runs and trains nothing."""
-    t0, res, rounds = time.time(), {}, int(BENCH_COMMON[BENCH_COMMON.index('--rounds') + 1])
+    t0, res = time.time(), {}
+    run_dir = lambda arm, tag: os.path.join(out, arm.replace(' ', '') + '-' + tag)
     for bname, opts, n, n_arms in BENCHMARKS:
         if only and bname not in only:
             continue
@@ -140,17 +141,17 @@ def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags
             if not table_only:
                 synth_once(data, **BENCH_DATA, **opts, seed=100 + seed)
             for arm, arm_flags in [a for x in arms for a in ARMS if a[0] == x] if arms else ARMS[:n_arms]:
-                run = os.path.join(out, arm.replace(' ', '') + '-' + tag)
+                run = run_dir(arm, tag)
                 argv = ['--data', data, '--out', run, '--seed', str(seed), *BENCH_COMMON, *arm_flags, *flags]
-                done = finished(run, argv, rounds)
-                if not done and table_only:
+                m = finished(run, argv)
+                if m is None and table_only:
                     continue
-                if not done:
+                if m is None:
                     if arm != ARMS[0][0]:               # round 0 does not depend on the arm
-                        reuse_round0(os.path.join(out, ARMS[0][0].replace(' ', '') + '-' + tag), run)
+                        reuse_round0(run_dir(ARMS[0][0], tag), run)
                     print(f'== {bname}, seed {seed}: {arm}', flush=True)
                     assert refine.main(argv) == 0, f'run {run} failed'
-                m = json.load(open(os.path.join(run, 'metrics.json')))
+                    m = json.load(open(os.path.join(run, 'metrics.json')))
                 res.setdefault(bname, {}).setdefault(arm, []).append(
                     {'f1': [e['target']['f1'] for e in m['rounds']], 'source_share': m['source_share'],
                      'pseudo': [e['pseudo'] for e in m['rounds']]})

@@ -109,7 +109,8 @@ BENCH_DATA = dict(train=160, valid=0, test=60)
 BENCH_COMMON = [*ABLATION_COMMON, '--scale', '1', '--rounds', '2']
 ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--control']),
         ('threshold rule', ['--pseudo', 'threshold']),     # the default's training, the paper's rule
-        ('agree', ['--agree']), ('prior', ['--pseudo', 'prior'])]   # run only when --arms names them
+        ('agree', ['--agree']), ('prior', ['--pseudo', 'prior']),      # run only when --arms names them
+        ('no labels', ['--pseudo', 'none'])]
 
 
 def finished(run, argv):

@@ -55,9 +55,12 @@ def prior_labels(prob, portion, share):
 
 def make(prob, own, rnd, c, source_share):
     """This round's pseudo-labels by the rule c.pseudo; with c.agree, pixels where the networks'
-    own votes (own [M, N, H, W] probabilities) are split are ignored too."""
+    own votes (own [M, N, H, W] probabilities) are split are ignored too. Rule 'none' ignores every
+    pixel: the target patches still fill their share of each batch, but no loss counts them (an
+    ablation: what the labels add over the batches they come in)."""
     portion = min(0.5, c.portion + c.portion_step * rnd)      # CBST's schedule: grows each round
-    y = balanced_labels(prob, portion) if c.pseudo == 'balanced' else \
+    y = torch.full(prob.shape, L.IGNORE, dtype=torch.uint8) if c.pseudo == 'none' else \
+        balanced_labels(prob, portion) if c.pseudo == 'balanced' else \
         prior_labels(prob, portion, source_share) if c.pseudo == 'prior' else \
         threshold_labels(prob, c.threshold, c.ignore_uncertain)
     if c.agree:

@@ -66,6 +66,23 @@ def test_agreement_filter_ignores_split_votes():
     assert pseudo.make(prob, own, 0, c, 0.02).tolist() == [[[1, 1, 0, 0, 1]]]
 
 
+def test_no_labels_rule_keeps_target_patches_in_the_batches_with_every_pixel_ignored():
+    """--pseudo none (an ablation): the target patches still take their share of each batch, as
+    with pseudo-labels, but every pixel of them is ignored; --control leaves them out."""
+    c = refine.parse_args(['--demo', '--pseudo', 'none', '--batch-size', '16', '--scale', '1'])
+    prob = torch.rand(3, 128, 128)
+    y_t = pseudo.make(prob, prob[None], 1, c, 0.02)
+    assert y_t.shape == prob.shape and bool((y_t == L.IGNORE).all())
+    D = {'train_idx': torch.arange(4), 'xs': torch.zeros(4, 14, 128, 128), 'ys': torch.ones(4, 128, 128, dtype=torch.uint8),
+         'xt': torch.full((3, 14, 128, 128), 7.0)}                 # band 13 (DEM) is never augmented
+    for control in (False, True):
+        c.control = control
+        x, y = refine.sample_batch(D, y_t, c, torch.Generator().manual_seed(0), torch.device('cpu'))
+        is_t = x[:, 13].flatten(1).eq(7).all(1)
+        assert bool(is_t.any()) != control                         # 3 of 7 patches are target: some drawn
+        assert bool((y[is_t] == L.IGNORE).all()) and bool((y[~is_t] == 1).all())
+
+
 def test_label_free_signs():
     new = torch.tensor([[[1, 1, 0, 255]]], dtype=torch.uint8)
     prev = torch.tensor([[[1, 0, 0, 255]]], dtype=torch.uint8)

@@ -1,0 +1,56 @@
+"""Where the refinement benchmark's errors lie: false landslide pixels next to a true landslide
+(within 3 pixels: its edge), far from any on steep ground (over 20 degrees: where scars and rock
+outcrops are), or far from any on gentle ground (fields, river bars); and missed landslide pixels.
+Reads the target masks of finished `bench.py refinement` runs; target labels serve this report
+only. Also counts the round-0 pseudo-labels that mark background as landslide.
+
+    python notes/where_errors.py [runs/refinement] [--arms default control] [--round 2]
+"""
+import argparse
+import glob
+import os
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def stack(folder, key):
+    """Every numbered patch in folder, in number order. -> array [N, ...]"""
+    files = sorted(glob.glob(os.path.join(folder, '*.h5')), key=lambda p: int(p.rsplit('_', 1)[1][:-3]))
+    return np.stack([h5py.File(f, 'r')[key][()] for f in files])
+
+
+def where(pred, truth, slope):
+    """pred, truth: uint8 [N, H, W]; slope: float [N, H, W] in degrees. -> dict of pixel counts"""
+    g = torch.from_numpy(truth[:, None].astype(np.float32))
+    near = (F.max_pool2d(g, 7, 1, 3)[:, 0].numpy() > 0) & (truth == 0)   # within 3 px of a landslide
+    fp, steep = (pred == 1) & (truth == 0), slope > 20
+    return {'fp near': int((fp & near).sum()), 'fp far, steep': int((fp & ~near & steep).sum()),
+            'fp far, gentle': int((fp & ~near & ~steep).sum()), 'missed': int(((pred == 0) & (truth == 1)).sum())}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('out', nargs='?', default='runs/refinement')
+    ap.add_argument('--arms', nargs='+', default=['default', 'control'])
+    ap.add_argument('--round', type=int, default=2)
+    a = ap.parse_args()
+    for data in sorted(glob.glob(os.path.join(a.out, 'data-*'))):
+        tag = os.path.basename(data)[len('data-'):]
+        runs = {arm: os.path.join(a.out, f'{arm}-{tag}') for arm in a.arms}
+        if not all(os.path.isdir(os.path.join(r, f'round{a.round}', 'masks')) for r in runs.values()):
+            continue
+        truth = stack(os.path.join(data, 'TestData', 'mask'), 'mask')
+        slope = stack(os.path.join(data, 'TestData', 'img'), 'img')[..., 12]
+        first = stack(os.path.join(next(iter(runs.values())), 'round0', 'pseudo'), 'mask')
+        print(f'{tag}: round-0 pseudo-labels mark {int((first == 1).sum())} pixels landslide, '
+              f'{int(((first == 1) & (truth == 0)).sum())} of them background')
+        for arm, run in runs.items():
+            counts = where(stack(os.path.join(run, f'round{a.round}', 'masks'), 'mask'), truth, slope)
+            print(f'  {arm:10s} round {a.round}: ' + ', '.join(f'{k} {v}' for k, v in counts.items()))
+
+
+if __name__ == '__main__':
+    main()

@@ -7,6 +7,8 @@
 # Usage (a GPU machine, repository root): OUT=some/folder BUDGET=330 bash notes/gpu-refinement.sh
 # then, on the same machine: SEEDS="3 4" ALL="0 1 2 3 4" OUT=... BUDGET=300 bash notes/gpu-refinement.sh
 # another target and fewer arms: BENCH='shift 0.5' ARMS='default control' (paper-rule for 'paper rule')
+# what the labels add over their batch slots at this size (README: where the control's lead comes from):
+#   ARMS='default control no-labels'
 set -u
 OUT=${OUT:-runs/gpu-refinement-out}; R=${R:-runs/refinement-gpu}; mkdir -p "$OUT"
 F=${F:-"--width 64 --batch-size 16 --steps 300 --lr 1e-3 --device cuda"}

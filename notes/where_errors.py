@@ -19,7 +19,11 @@ import torch.nn.functional as F
 def stack(folder, key):
     """Every numbered patch in folder, in number order. -> array [N, ...]"""
     files = sorted(glob.glob(os.path.join(folder, '*.h5')), key=lambda p: int(p.rsplit('_', 1)[1][:-3]))
-    return np.stack([h5py.File(f, 'r')[key][()] for f in files])
+    out = []
+    for f in files:
+        with h5py.File(f, 'r') as h:
+            out.append(h[key][()])
+    return np.stack(out)
 
 
 def where(pred, truth, slope):

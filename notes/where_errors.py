@@ -9,21 +9,15 @@ only. Also counts the round-0 pseudo-labels that mark background as landslide.
 import argparse
 import glob
 import os
+import sys
 
 import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-def stack(folder, key):
-    """Every numbered patch in folder, in number order. -> array [N, ...]"""
-    files = sorted(glob.glob(os.path.join(folder, '*.h5')), key=lambda p: int(p.rsplit('_', 1)[1][:-3]))
-    out = []
-    for f in files:
-        with h5py.File(f, 'r') as h:
-            out.append(h[key][()])
-    return np.stack(out)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import landslide as L                                   # noqa: E402  (the repository root's reader)
 
 
 def where(pred, truth, slope):
@@ -46,13 +40,20 @@ def main():
         runs = {arm: os.path.join(a.out, f'{arm}-{tag}') for arm in a.arms}
         if not all(os.path.isdir(os.path.join(r, f'round{a.round}', 'masks')) for r in runs.values()):
             continue
-        truth = stack(os.path.join(data, 'TestData', 'mask'), 'mask')
-        slope = stack(os.path.join(data, 'TestData', 'img'), 'img')[..., 12]
-        first = stack(os.path.join(next(iter(runs.values())), 'round0', 'pseudo'), 'mask')
+        _, images, truths = L.list_split(data, 'test')
+        names = [L.mask_name(p) for p in images]
+        truth = L.load_masks(truths).numpy()
+        slope = np.stack([L.read_image(p)[..., L.SPECTRAL] for p in images])
+        first = []
+        for n in names:                                   # pseudo-labels hold IGNORE too: read as stored
+            with h5py.File(os.path.join(next(iter(runs.values())), 'round0', 'pseudo', n), 'r') as f:
+                first.append(f['mask'][()])
+        first = np.stack(first)
         print(f'{tag}: round-0 pseudo-labels mark {int((first == 1).sum())} pixels landslide, '
               f'{int(((first == 1) & (truth == 0)).sum())} of them background')
         for arm, run in runs.items():
-            counts = where(stack(os.path.join(run, f'round{a.round}', 'masks'), 'mask'), truth, slope)
+            pred = L.load_masks([os.path.join(run, f'round{a.round}', 'masks', n) for n in names]).numpy()
+            counts = where(pred, truth, slope)
             print(f'  {arm:10s} round {a.round}: ' + ', '.join(f'{k} {v}' for k, v in counts.items()))
 
 

@@ -160,7 +160,7 @@ def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags
         print(f'error: {out}: no finished run of this selection to tabulate', file=sys.stderr)
         return 2
     minutes = (time.time() - t0) / 60
-    where = torch.cuda.get_device_name() if 'cuda' in flags else f'{os.cpu_count()} CPU cores'
+    where = torch.cuda.get_device_name() if any('cuda' in f for f in flags) else f'{os.cpu_count()} CPU cores'
     table = refinement_table(res) + f'\n{minutes:.0f} min on {where}' + (' (table only)' * table_only) + \
         (f"; flags added: {' '.join(flags)}" if flags else '') + '.\n'
     print('\n' + table)

@@ -87,9 +87,8 @@ def parse_args(argv=None):
     a('--ignore-uncertain', action=argparse.BooleanOptionalAction,
       help='pseudo-labels: probability between 1-threshold and threshold is ignored (else background)')
     a('--pseudo', choices=['threshold', 'balanced', 'prior', 'none'],
-      help="pseudo-label rule: the paper's confidence threshold, class-balanced selection (CBST), "
-      "balanced with the source's landslide share as a prior, or none (target patches in the batches, "
-      "every pixel ignored: an ablation) (pseudo.py)")
+      help="pseudo-label rule: the paper's threshold, class-balanced (CBST), balanced with the source's "
+      "landslide share as a prior, or none (target patches in the batches, all ignored: an ablation)")
     a('--portion', type=float, help='balanced/prior: share of each class kept in round 0')
     a('--portion-step', type=float, help='balanced/prior: the share grows by this each round (at most 0.5)')
     a('--warm-start', action=argparse.BooleanOptionalAction,

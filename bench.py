@@ -369,9 +369,10 @@ def main(argv=None):
     r = sub.add_parser('refinement', help='does refinement beat extra training? three targets, three arms')
     r.add_argument('--out', default='runs/refinement')
     r.add_argument('--seed-factor', type=float, default=1.0, help='scale every benchmark\'s seed count')
-    r.add_argument('--only', nargs='+', help="benchmarks by name, e.g. 'shift 1.0'")
+    r.add_argument('--only', nargs='+', choices=[b[0] for b in BENCHMARKS], help="benchmarks by name, e.g. 'shift 1.0'")
     r.add_argument('--seed-list', type=int, nargs='+', help='these seeds (of every benchmark run)')
-    r.add_argument('--arms', nargs='+', help='these arms, in this order (default: every benchmark\'s own)')
+    r.add_argument('--arms', nargs='+', choices=[a for a, _ in ARMS],
+                   help='these arms, in this order (default: every benchmark\'s own)')
     r.add_argument('--flags', default='', help="refine.py flags added to every run, e.g. '--width 64 --device cuda'")
     r.add_argument('--table-only', action='store_true', help='tabulate finished runs, train nothing')
     s = sub.add_parser('speed', help='training and inference throughput, Lovász, data loading')
@@ -389,14 +390,6 @@ def main(argv=None):
     sc.add_argument('--paper', action='store_true', help='untrained width-64, scale-4 networks (timing only)')
     sc.add_argument('--out', default='runs/bench-scene')
     args = ap.parse_args(argv)
-    if args.cmd == 'refinement':                      # a misspelt name would silently select nothing
-        bad = [x for x in args.arms or [] if x not in dict(ARMS)] + \
-            [x for x in args.only or [] if x not in [b[0] for b in BENCHMARKS]]
-        if bad:
-            print(f"error: unknown arm or benchmark {', '.join(map(repr, bad))} (arms: "
-                  f"{', '.join(a for a, _ in ARMS)}; benchmarks: {', '.join(b[0] for b in BENCHMARKS)})",
-                  file=sys.stderr)
-            return 2
     torch.set_num_threads(os.cpu_count() or 1)
     return {'ablation': lambda: ablation(args.out, args.seeds), 'speed': lambda: speed(args),
             'refinement': lambda: refinement(args.out, args.seed_factor, args.only, args.seed_list, args.arms,

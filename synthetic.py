@@ -57,10 +57,14 @@ def domain(shift, seed, kind='all'):
     return d
 
 
-def synth_patch(rng, dom, n=L.SIZE):
+COVER = ('other', 'landslide', 'rock', 'field', 'gravel', 'water')   # codes of synth_patch's cover map
+
+
+def synth_patch(rng, dom, n=L.SIZE, cover=False):
     """One patch, or with n > 128 one coherent n x n scene: the same terrain, cover, scars and
     look-alikes, their counts scaled with the area (n = 128 draws exactly as a patch always has).
-    -> (img float32 [n, n, 14], mask uint8 [n, n])"""
+    -> (img float32 [n, n, 14], mask uint8 [n, n]); with cover=True also what lies where, uint8
+    [n, n] indexing COVER (the same draws: the image and mask do not change)"""
     area = (n / L.SIZE) ** 2
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
     # terrain: hills where a smooth field says 'mountain', flat valley floors elsewhere
@@ -124,24 +128,36 @@ def synth_patch(rng, dom, n=L.SIZE):
     refl = refl + haze * np.linspace(1, 0.1, L.SPECTRAL)
     refl = refl * dom['gain'] + dom['offset'] + rng.normal(0, 0.008, refl.shape)
     img = np.concatenate([refl, slope[..., None], dem[..., None]], -1).astype(np.float32)
-    return img, mask.astype(np.uint8)
+    if not cover:
+        return img, mask.astype(np.uint8)
+    where = np.zeros((n, n), np.uint8)
+    for name, region in (('field', fields), ('gravel', bars), ('water', water), ('rock', rock),
+                         ('landslide', mask)):          # look-alikes as painted; the labels over them
+        where[region] = COVER.index(name)
+    return img, mask.astype(np.uint8), where
+
+
+def split_patches(split, count, shift=1.0, seed=0, kind='all', cover=False):
+    """The patches synth writes for one split, in order (the source, 'train', has shift 0):
+    yields synth_patch's outputs. Reading them again this way gives their cover maps."""
+    rng = np.random.default_rng([seed, list(L.SPLITS).index(split)])
+    dom = domain(0.0 if split == 'train' else shift, seed, kind)
+    for _ in range(count):
+        yield synth_patch(rng, dom, cover=cover)
 
 
 def synth(out, train=400, valid=60, test=120, shift=1.0, seed=0, target_masks=True, kind='all'):
     """Write a dataset in the Landslide4Sense layout. The source (TrainData) has shift 0;
     ValidData and TestData share one target domain of the given shift. Deterministic in seed."""
-    for split, count, sh in (('train', train, 0.0), ('valid', valid, shift), ('test', test, shift)):
+    for split, count in (('train', train), ('valid', valid), ('test', test)):
         if count == 0:
             continue
-        dom = domain(sh, seed, kind)
-        rng = np.random.default_rng([seed, list(L.SPLITS).index(split)])
         sdir = os.path.join(out, L.SPLITS[split])
         os.makedirs(os.path.join(sdir, 'img'), exist_ok=True)
         keep_mask = split == 'train' or target_masks
         if keep_mask:
             os.makedirs(os.path.join(sdir, 'mask'), exist_ok=True)
-        for i in range(1, count + 1):
-            img, mask = synth_patch(rng, dom)
+        for i, (img, mask) in enumerate(split_patches(split, count, shift, seed, kind), 1):
             with h5py.File(os.path.join(sdir, 'img', f'image_{i}.h5'), 'w') as f:
                 f.create_dataset('img', data=img)
             if keep_mask:

@@ -210,6 +210,18 @@ def test_sensor_only_shift_changes_the_spectra_and_nothing_else(tmp_path):
     assert np.abs(xa[..., 13] - x0[..., 13]).mean() > 500                          # the full shift moves more
 
 
+def test_cover_maps_come_from_the_same_draws_as_the_written_patches(tmp_path):
+    synthetic.synth(str(tmp_path), train=2, valid=0, test=4, seed=3)
+    _, ip, mp = L.list_split(str(tmp_path), 'test')
+    drawn = list(synthetic.split_patches('test', 4, 1.0, 3, cover=True))
+    for (img, mask, cover), i, m in zip(drawn, ip, mp):
+        assert np.array_equal(img, L.read_image(i)) and np.array_equal(mask, L.read_mask(m))
+        assert np.array_equal(cover == synthetic.COVER.index('landslide'), mask == 1)
+    cover, slope = np.stack([d[2] for d in drawn]), np.stack([d[0][..., L.SPECTRAL] for d in drawn])
+    rock = cover == synthetic.COVER.index('rock')
+    assert rock.any() and (slope[rock] > 28).all()                  # outcrops only on steep ground
+
+
 def test_pairing_by_number_not_position(tmp_path):
     for split_n in (2, 10):                                         # sorted as text: 10 before 2
         os.makedirs(tmp_path / 'TrainData/img', exist_ok=True)

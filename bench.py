@@ -113,6 +113,11 @@ ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--contr
         ('no labels', ['--pseudo', 'none'])]
 
 
+def bench_data(opts, seed):
+    """synthetic.synth's arguments for one benchmark's dataset of this seed."""
+    return dict(**BENCH_DATA, **opts, seed=100 + seed)
+
+
 def finished(run, argv):
     """run's metrics when it holds every round argv asks for, else None. Raises L.DataError, as
     refine.py would, when the run was made with other flags than argv."""
@@ -140,7 +145,7 @@ def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags
             tag = f"{bname.replace(' ', '').replace('.', '')}-seed{seed}"
             data = os.path.join(out, f'data-{tag}')
             if not table_only:
-                synth_once(data, **BENCH_DATA, **opts, seed=100 + seed)
+                synth_once(data, **bench_data(opts, seed))
             for arm, arm_flags in [a for x in arms for a in ARMS if a[0] == x] if arms else ARMS[:n_arms]:
                 run = run_dir(arm, tag)
                 argv = ['--data', data, '--out', run, '--seed', str(seed), *BENCH_COMMON, *arm_flags, *flags]

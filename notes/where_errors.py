@@ -1,8 +1,10 @@
 """Where the refinement benchmark's errors lie: false landslide pixels next to a true landslide
 (within 3 pixels: its edge), far from any on steep ground (over 20 degrees: where scars and rock
 outcrops are), or far from any on gentle ground (fields, river bars); and missed landslide pixels.
-Reads the target masks of finished `bench.py refinement` runs; target labels serve this report
-only. Also counts the round-0 pseudo-labels that mark background as landslide.
+Of the far, steep ones, those on rock outcrops: the generator draws each benchmark dataset again
+with its cover map (checked against the stored masks). Reads the target masks of finished
+`bench.py refinement` runs; target labels serve this report only. Also counts the round-0
+pseudo-labels that mark background as landslide.
 
     python notes/where_errors.py [runs/refinement] [--arms default control] [--round 2]
 """
@@ -17,16 +19,37 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
+import bench                                            # noqa: E402  (the benchmark's datasets)
 import landslide as L                                   # noqa: E402  (the repository root's reader)
+import synthetic                                        # noqa: E402
 
 
-def where(pred, truth, slope):
-    """pred, truth: uint8 [N, H, W]; slope: float [N, H, W] in degrees. -> dict of pixel counts"""
+def where(pred, truth, slope, rock):
+    """pred, truth: uint8 [N, H, W]; slope: float [N, H, W] in degrees; rock: bool [N, H, W]
+    (outcrops) or None. -> dict of pixel counts"""
     g = torch.from_numpy(truth[:, None].astype(np.float32))
     near = (F.max_pool2d(g, 7, 1, 3)[:, 0].numpy() > 0) & (truth == 0)   # within 3 px of a landslide
     fp, steep = (pred == 1) & (truth == 0), slope > 20
-    return {'fp near': int((fp & near).sum()), 'fp far, steep': int((fp & ~near & steep).sum()),
-            'fp far, gentle': int((fp & ~near & ~steep).sum()), 'missed': int(((pred == 0) & (truth == 1)).sum())}
+    out = {'fp near': int((fp & near).sum()), 'fp far, steep': int((fp & ~near & steep).sum())}
+    if rock is not None:
+        out['of them on outcrops'] = int((fp & ~near & steep & rock).sum())
+    return out | {'fp far, gentle': int((fp & ~near & ~steep).sum()),
+                  'missed': int(((pred == 0) & (truth == 1)).sum())}
+
+
+def outcrops(tag, truth):
+    """The rock outcrops of benchmark dataset data-<tag>'s target, drawn again by the generator.
+    truth: uint8 [N, H, W], the stored masks. -> bool [N, H, W], or None where the draws do not
+    give back the stored masks (a dataset the benchmark did not write)"""
+    name, seed = tag.rsplit('-seed', 1)
+    opts = {b[0].replace(' ', '').replace('.', ''): b[1] for b in bench.BENCHMARKS}.get(name)
+    if opts is None:
+        return None
+    kw = bench.bench_data(opts, int(seed))
+    drawn = list(synthetic.split_patches('test', len(truth), kw['shift'], kw['seed'], kw.get('kind', 'all'), True))
+    if not np.array_equal(np.stack([d[1] for d in drawn]), truth):
+        return None
+    return np.stack([d[2] for d in drawn]) == synthetic.COVER.index('rock')
 
 
 def main():
@@ -49,11 +72,13 @@ def main():
             with h5py.File(os.path.join(next(iter(runs.values())), 'round0', 'pseudo', n), 'r') as f:
                 first.append(f['mask'][()])
         first = np.stack(first)
+        rock = outcrops(tag, truth)
         print(f'{tag}: round-0 pseudo-labels mark {int((first == 1).sum())} pixels landslide, '
-              f'{int(((first == 1) & (truth == 0)).sum())} of them background')
+              f'{int(((first == 1) & (truth == 0)).sum())} of them background' +
+              ('' if rock is not None else '; outcrops unknown (not a dataset the generator draws again)'))
         for arm, run in runs.items():
             pred = L.load_masks([os.path.join(run, f'round{a.round}', 'masks', n) for n in names]).numpy()
-            counts = where(pred, truth, slope)
+            counts = where(pred, truth, slope, rock)
             print(f'  {arm:10s} round {a.round}: ' + ', '.join(f'{k} {v}' for k, v in counts.items()))
 
 

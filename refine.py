@@ -5,10 +5,10 @@ round 0     train each network on the labelled source (TrainData), keep each one
             probabilities on the target images (predicted with the target's own BatchNorm
             statistics, AdaBN), pseudo-label them (pseudo.py)
 round 1..R  continue training the networks on source labels plus pseudo-labelled target images
-            (each domain normalized with its own statistics), new pseudo-labels, ...
+            (each domain its own normalization; target at most half a batch), new pseudo-labels, ...
 The last round's masks (probability >= 0.5) are the submission. The paper's literal loop
-(threshold 0.7, each round from scratch, no AdaBN) is --paper-rule; README says why the default
-differs, with the evidence.
+(threshold 0.7, each round from scratch, no AdaBN, pooled by count) is --paper-rule; README
+says why the default differs, with the evidence.
 
     python refine.py --demo                               # synthetic data, CPU-sized, < 5 min
     python refine.py --data ./data --rounds 3 --out runs/paper   # the recipe (GPU)
@@ -42,17 +42,16 @@ DEFAULTS = dict(
     scale=4, batch_size=16, epochs=20, steps=0,       # 128 -> 512; steps 0: use epochs
     lr=1e-3, weight_decay=1e-4, colour=0.1,
     w_lovasz=1.0, w_ohem=1.0, ohem_thresh=0.7, ohem_min_kept=100_000,
-    threshold=0.7, ignore_uncertain=True, target_frac=None,
+    threshold=0.7, ignore_uncertain=True, target_frac=None, target_cap=0.5,
     pseudo='balanced', portion=0.2, portion_step=0.1,    # pseudo-label rule (README: the rules)
     warm_start=True, adabn=True, agree=False, control=False,   # --paper-rule: the paper's loop
-    holdout=0.1, evals=10, separate_norm=True,
-    device='auto', seed=0, compile=False, log_every=5.0)
+    holdout=0.1, evals=10, separate_norm=True, device='auto', seed=0, compile=False, log_every=5.0)
 # --demo: a small synthetic dataset and CPU-sized settings (any flag given still wins)
 DEMO = dict(width=8, scale=1, batch_size=8, steps=120, lr=3e-3, rounds=2, evals=3,
             ohem_min_kept=4096, log_every=10.0)
-# --paper-rule: the paper's literal refinement: threshold 0.7, every round from scratch, the
-# target predicted with the networks' own BatchNorm statistics (any flag given still wins)
-PAPER = dict(pseudo='threshold', warm_start=False, adabn=False, agree=False)
+# --paper-rule: the paper's literal refinement: threshold 0.7, every round from scratch, the target
+# predicted with the networks' own BatchNorm statistics, batches pooled by count (flags given win)
+PAPER = dict(pseudo='threshold', warm_start=False, adabn=False, agree=False, target_cap=1.0)
 DEMO_DATA = dict(train=160, valid=0, test=60, shift=1.0)
 # flags that may change between runs in one --out without changing what is computed
 RESUMABLE = ('out', 'rounds', 'device', 'compile', 'log_every', 'force', 'demo', 'paper_rule')
@@ -99,6 +98,7 @@ def parse_args(argv=None):
       help='predict the target with BatchNorm statistics estimated on the target (AdaBN)')
     a('--agree', action=argparse.BooleanOptionalAction, help='pseudo-labels only where all networks agree')
     a('--target-frac', type=float, help='share of pseudo-labelled target patches per batch (default: by count)')
+    a('--target-cap', type=float, help='...by count, but at most this share (1: pooled as the paper)')
     a('--holdout', type=float, help='share of source patches held out for model selection')
     a('--evals', type=int, help='held-out evaluations per training (the best one is kept)')
     a('--no-separate-norm', dest='separate_norm', action='store_false', default=None,
@@ -108,7 +108,7 @@ def parse_args(argv=None):
     a('--compile', action='store_true', default=None, help='torch.compile the networks')
     a('--log-every', type=float, help='seconds between progress lines')
     a('--paper-rule', action='store_true', help="the paper's literal loop: threshold rule, each round from scratch, "
-      'no AdaBN, no agreement filter (flags given still win)')
+      'no AdaBN, no agreement filter, no --target-cap (flags given still win)')
     a('--demo', action='store_true', help='generate a small synthetic dataset under --out and run CPU-sized')
     a('--force', action='store_true', help='start over in an --out made by a different command')
     given = {k: v for k, v in vars(ap.parse_args(argv)).items() if v is not None}
@@ -130,7 +130,7 @@ def check_args(c):
         (c.steps < 0 or c.epochs < 1 or c.evals < 1, '--steps must be >= 0, --epochs and --evals >= 1'),
         (not c.lr > 0, f'--lr must be positive, got {c.lr}'),
         (not 0 <= c.holdout < 1, f'--holdout must be in [0, 1), got {c.holdout}'),
-        (c.target_frac is not None and not 0 <= c.target_frac <= 1, '--target-frac must be in [0, 1]'),
+        (not 0 <= (c.target_frac or 0) <= 1 or not 0 <= c.target_cap <= 1, '--target-frac/-cap must be in [0, 1]'),
         (bool(bad), f"unknown model {', '.join(bad)} (choose from {', '.join(MODELS)})"),
         (not names, '--models names no network'),
         (c.device == 'cuda' and not torch.cuda.is_available(), '--device cuda but no CUDA device is available'),
@@ -163,7 +163,7 @@ def sample_batch(D, pseudo, c, g, dev, g_aug=None):
     -> x [B / processes, 14, 128s, 128s] float, y [B / processes, 128s, 128s] uint8"""
     n_s, n_t = len(D['train_idx']), (0 if pseudo is None else len(pseudo))
     frac = 0.0 if n_t == 0 or c.control else \
-        (c.target_frac if c.target_frac is not None else n_t / (n_s + n_t))     # control: source only
+        (c.target_frac if c.target_frac is not None else min(n_t / (n_s + n_t), c.target_cap))   # control: none
     b = c.batch_size // dist_.world()
     mine = slice(dist_.rank() * b, (dist_.rank() + 1) * b)
     is_t = (torch.rand(c.batch_size, generator=g) < frac)[mine]

@@ -83,6 +83,20 @@ def test_no_labels_rule_keeps_target_patches_in_the_batches_with_every_pixel_ign
         assert bool((y[is_t] == L.IGNORE).all()) and bool((y[~is_t] == 1).all())
 
 
+def test_target_share_by_count_is_capped_so_pseudo_labels_never_outnumber_the_source():
+    """9 target patches beside 3 source ones: by count 75 % of each batch would be target; the
+    default cap keeps it at 50 %, --paper-rule (cap 1) pools by count."""
+    D = {'train_idx': torch.arange(3), 'xs': torch.zeros(3, 14, 128, 128), 'ys': torch.ones(3, 128, 128, dtype=torch.uint8),
+         'xt': torch.full((9, 14, 128, 128), 7.0)}                 # band 13 (DEM) is never augmented
+    y_t = torch.zeros(9, 128, 128, dtype=torch.uint8)
+    for argv, share in (([], 0.5), (['--paper-rule'], 0.75), (['--target-cap', '0.2'], 0.2)):
+        c = refine.parse_args(['--demo', '--batch-size', '50', '--scale', '1', *argv])
+        g = torch.Generator().manual_seed(0)
+        n_t = sum(int(refine.sample_batch(D, y_t, c, g, torch.device('cpu'))[0][:, 13].flatten(1).eq(7).all(1).sum())
+                  for _ in range(8))
+        assert abs(n_t / 400 - share) < 0.07, (argv, n_t)
+
+
 def test_label_free_signs():
     new = torch.tensor([[[1, 1, 0, 255]]], dtype=torch.uint8)
     prev = torch.tensor([[[1, 0, 0, 255]]], dtype=torch.uint8)
@@ -117,7 +131,7 @@ def test_adabn_takes_the_batchnorm_statistics_from_the_images_given():
 def test_paper_rule_is_one_flag_away():
     d, p = refine.parse_args([]), refine.parse_args(['--paper-rule'])
     assert (d.pseudo, d.warm_start, d.adabn) == ('balanced', True, True)
-    assert (p.pseudo, p.warm_start, p.adabn, p.agree) == ('threshold', False, False, False)
+    assert (p.pseudo, p.warm_start, p.adabn, p.agree, p.target_cap) == ('threshold', False, False, False, 1.0)
     assert refine.parse_args(['--paper-rule', '--warm-start']).warm_start        # a flag given still wins
 
 

@@ -118,6 +118,11 @@ def bench_data(opts, seed):
     return dict(**BENCH_DATA, **opts, seed=100 + seed)
 
 
+def bench_tag(bname, seed):
+    """The name of one benchmark seed's dataset and runs: 'shift 1.0', 3 -> 'shift10-seed3'."""
+    return f"{bname.replace(' ', '').replace('.', '')}-seed{seed}"
+
+
 def finished(run, argv):
     """run's metrics when it holds every round argv asks for, else None. Raises L.DataError, as
     refine.py would, when the run was made with other flags than argv."""
@@ -142,7 +147,7 @@ def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags
         if only and bname not in only:
             continue
         for seed in seed_list if seed_list is not None else range(max(1, round(n * seed_factor))):
-            tag = f"{bname.replace(' ', '').replace('.', '')}-seed{seed}"
+            tag = bench_tag(bname, seed)
             data = os.path.join(out, f'data-{tag}')
             if not table_only:
                 synth_once(data, **bench_data(opts, seed))

@@ -66,6 +66,13 @@ def test_agreement_filter_ignores_split_votes():
     assert pseudo.make(prob, own, 0, c, 0.02).tolist() == [[[1, 1, 0, 0, 1]]]
 
 
+def toy_pools(n_s, n_t):
+    """refine's data dict with n_s source patches (all landslide) and n_t target patches whose
+    DEM band is 7, which augmentation never touches: a drawn patch tells which pool it came from."""
+    return {'train_idx': torch.arange(n_s), 'xs': torch.zeros(n_s, 14, 128, 128),
+            'ys': torch.ones(n_s, 128, 128, dtype=torch.uint8), 'xt': torch.full((n_t, 14, 128, 128), 7.0)}
+
+
 def test_no_labels_rule_keeps_target_patches_in_the_batches_with_every_pixel_ignored():
     """--pseudo none (an ablation): the target patches still take their share of each batch, as
     with pseudo-labels, but every pixel of them is ignored; --control leaves them out."""
@@ -73,8 +80,7 @@ def test_no_labels_rule_keeps_target_patches_in_the_batches_with_every_pixel_ign
     prob = torch.rand(3, 128, 128)
     y_t = pseudo.make(prob, prob[None], 1, c, 0.02)
     assert y_t.shape == prob.shape and bool((y_t == L.IGNORE).all())
-    D = {'train_idx': torch.arange(4), 'xs': torch.zeros(4, 14, 128, 128), 'ys': torch.ones(4, 128, 128, dtype=torch.uint8),
-         'xt': torch.full((3, 14, 128, 128), 7.0)}                 # band 13 (DEM) is never augmented
+    D = toy_pools(4, 3)
     for control in (False, True):
         c.control = control
         x, y = refine.sample_batch(D, y_t, c, torch.Generator().manual_seed(0), torch.device('cpu'))
@@ -86,8 +92,7 @@ def test_no_labels_rule_keeps_target_patches_in_the_batches_with_every_pixel_ign
 def test_target_share_by_count_is_capped_so_pseudo_labels_never_outnumber_the_source():
     """9 target patches beside 3 source ones: by count 75 % of each batch would be target; the
     default cap keeps it at 50 %, --paper-rule (cap 1) pools by count."""
-    D = {'train_idx': torch.arange(3), 'xs': torch.zeros(3, 14, 128, 128), 'ys': torch.ones(3, 128, 128, dtype=torch.uint8),
-         'xt': torch.full((9, 14, 128, 128), 7.0)}                 # band 13 (DEM) is never augmented
+    D = toy_pools(3, 9)
     y_t = torch.zeros(9, 128, 128, dtype=torch.uint8)
     for argv, share in (([], 0.5), (['--paper-rule'], 0.75), (['--target-cap', '0.2'], 0.2)):
         c = refine.parse_args(['--demo', '--batch-size', '50', '--scale', '1', *argv])

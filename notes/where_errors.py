@@ -41,11 +41,11 @@ def outcrops(tag, truth):
     """The rock outcrops of benchmark dataset data-<tag>'s target, drawn again by the generator.
     truth: uint8 [N, H, W], the stored masks. -> bool [N, H, W], or None where the draws do not
     give back the stored masks (a dataset the benchmark did not write)"""
-    name, seed = tag.rsplit('-seed', 1)
-    opts = {b[0].replace(' ', '').replace('.', ''): b[1] for b in bench.BENCHMARKS}.get(name)
+    seed = int(tag.rsplit('-seed', 1)[1])
+    opts = next((o for bname, o, *_ in bench.BENCHMARKS if bench.bench_tag(bname, seed) == tag), None)
     if opts is None:
         return None
-    kw = bench.bench_data(opts, int(seed))
+    kw = bench.bench_data(opts, seed)
     drawn = list(synthetic.split_patches('test', len(truth), kw['shift'], kw['seed'], kw.get('kind', 'all'), True))
     if not np.array_equal(np.stack([d[1] for d in drawn]), truth):
         return None

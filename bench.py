@@ -104,7 +104,9 @@ def ablation(out, seeds):
 # steps, same warm start) on source labels only. Gains count only above the control.
 BENCHMARKS = [('shift 1.0', dict(shift=1.0), 5, 4),   # (name, generator options, seeds, arms)
               ('shift 0.5', dict(shift=0.5), 3, 3),
-              ('sensor only', dict(shift=1.0, kind='sensor'), 3, 3)]
+              ('sensor only', dict(shift=1.0, kind='sensor'), 3, 3),
+              ('older scars', dict(shift=1.0, kind='scars'), 5, 3)]   # added later: runs when --only names it
+MAIN = ('shift 1.0', 'shift 0.5', 'sensor only')                       # what a plain `refinement` runs
 BENCH_DATA = dict(train=160, valid=0, test=60)
 BENCH_COMMON = [*ABLATION_COMMON, '--scale', '1', '--rounds', '2']
 ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--control']),
@@ -144,7 +146,7 @@ def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags
     t0, res = time.time(), {}
     run_dir = lambda arm, tag: os.path.join(out, arm.replace(' ', '') + '-' + tag)
     for bname, opts, n, n_arms in BENCHMARKS:
-        if only and bname not in only:
+        if bname not in (only or MAIN):
             continue
         for seed in seed_list if seed_list is not None else range(max(1, round(n * seed_factor))):
             tag = bench_tag(bname, seed)

@@ -45,7 +45,8 @@ def domain(shift, seed, kind='all'):
     """Parameters of the source (shift 0) or a target domain: a per-band sensor gain and offset,
     drier cover, higher and steeper terrain, differently coloured soil and rock, older (partly
     revegetated) landslide scars and more haze as shift grows. kind='sensor': only the sensor
-    gain and offset and the haze differ (what separated normalization can absorb)."""
+    gain and offset and the haze differ (what separated normalization can absorb). kind='scars':
+    only the landslides differ, older than the source's (the same land, cover and sensor)."""
     rng = np.random.default_rng([seed, 7])
     d = {'gain': np.exp(0.3 * shift * rng.standard_normal(L.SPECTRAL)),
          'offset': 0.03 * shift * rng.standard_normal(L.SPECTRAL),
@@ -54,6 +55,8 @@ def domain(shift, seed, kind='all'):
          'haze': 0.02 * shift, 'older': 0.2 * shift}
     if kind == 'sensor':
         d |= {'veg_bias': 1.0, 'base': 600, 'relief': 160, 'tint': np.ones(L.SPECTRAL), 'older': 0.0}
+    if kind == 'scars':                                 # scar freshness 0.5-0.95 -> 0.1-0.55 at shift 1
+        d = domain(0.0, seed) | {'older': 0.4 * shift}
     return d
 
 
@@ -184,8 +187,9 @@ def main(argv=None):
     s.add_argument('--shift', type=float, default=1.0, help='strength of the target-domain shift')
     s.add_argument('--seed', type=int, default=0)
     s.add_argument('--no-target-masks', action='store_true', help='drop ValidData/TestData masks')
-    s.add_argument('--shift-kind', choices=['all', 'sensor'], default='all',
-                   help="sensor: the target differs only by sensor gain/offset and haze")
+    s.add_argument('--shift-kind', choices=['all', 'sensor', 'scars'], default='all',
+                   help="sensor: the target differs only by sensor gain/offset and haze; "
+                        "scars: only by older, partly revegetated landslides")
     s = sub.add_parser('synth-scene', help='write one coherent synthetic scene (HDF5, and GeoTIFF with rasterio)')
     s.add_argument('out', help='folder for scene.h5 (img, mask), scene.tif and scene_mask.tif')
     s.add_argument('--size', type=int, default=1024)

@@ -177,16 +177,16 @@ def augment(x, y, g, colour=0.1):
     per-band gain and offset on the spectral bands 0-11 only (slope and DEM are never touched).
     x: [B, 14, H, W] float, y: [B, H, W]; g: a CPU torch.Generator. -> (x, y)"""
     B, dev = x.shape[0], x.device
-    r = torch.rand(B, 3, generator=g).to(dev)
-    xy = torch.cat([x, y[:, None].to(x.dtype)], 1)                   # move mask with image
-    xy = torch.where(r[:, 0, None, None, None] < 0.5, xy.flip(-1), xy)
-    xy = torch.where(r[:, 1, None, None, None] < 0.5, xy.flip(-2), xy)
-    xy = torch.where(r[:, 2, None, None, None] < 0.5, xy.transpose(-1, -2), xy)  # with flips: rot90s
-    x, y = xy[:, :BANDS], xy[:, BANDS].round().to(y.dtype)
+    r = torch.rand(B, 3, generator=g)
+    x, y = x.clone(), y.clone()
+    for j, turn in enumerate((lambda t: t.flip(-1), lambda t: t.flip(-2),
+                              lambda t: t.transpose(-1, -2))):   # with the flips: the rot90s
+        i = torch.nonzero(r[:, j] < 0.5)[:, 0].to(dev)         # the samples that turn (about half)
+        x[i], y[i] = turn(x[i]), turn(y[i])
     gain = 1 + colour * (2 * torch.rand(B, SPECTRAL, 1, 1, generator=g) - 1)
     offset = colour * torch.randn(B, SPECTRAL, 1, 1, generator=g)
-    spec = x[:, :SPECTRAL] * gain.to(dev, x.dtype) + offset.to(dev, x.dtype)
-    return torch.cat([spec, x[:, SPECTRAL:]], 1), y
+    x[:, :SPECTRAL] = x[:, :SPECTRAL] * gain.to(dev, x.dtype) + offset.to(dev, x.dtype)
+    return x, y
 
 
 def promote(x, scale, y=None):

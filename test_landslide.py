@@ -269,9 +269,15 @@ def test_augment_moves_mask_with_image_and_spares_slope_and_dem():
     y = (torch.rand(16, 32, 32) < 0.3).to(torch.uint8)
     x = torch.randn(16, 14, 32, 32)
     x[:, 0] = y.float()                                             # band 0 carries the mask
+    x0, y0 = x.clone(), y.clone()
     xa, ya = L.augment(x, y, g, colour=0.0)
     assert torch.equal(xa[:, 0], ya.float())
     assert not torch.equal(ya, y)                                   # something moved
+    assert torch.equal(x, x0) and torch.equal(y, y0)                # the inputs are left alone
+    turns = [lambda t, k=k, f=f: t.rot90(k, (-2, -1)).flip(-1) if f else t.rot90(k, (-2, -1))
+             for k in range(4) for f in (0, 1)]                     # the eight symmetries of a square
+    used = [[torch.equal(ya[b], t(y[b])) for t in turns].index(True) for b in range(16)]
+    assert len(set(used)) > 4                                       # flips alone give only four
     xc, _ = L.augment(x, y, torch.Generator().manual_seed(0), colour=0.2)
     assert torch.equal(xc[:, 12:], xa[:, 12:])                      # slope, DEM: same pixels, no colour
     assert not torch.allclose(xc[:, 1:12], xa[:, 1:12])

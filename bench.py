@@ -2,13 +2,15 @@
 
     python bench.py ablation [--seeds 3] [--out runs/ablation]   # target F1 per ingredient, mean ± std
     python bench.py refinement [--out runs/refinement]            # rounds vs a control, three targets
+    python bench.py refinement --only 'older scars'               # ... and a fourth, aged scars only
     python bench.py speed    [--width 8]                          # images/s, memory, Lovász, I/O
     python bench.py gpu      [--dry]                              # check and time the GPU path (< 8 min)
     python bench.py scene    [--sizes 2048 4096]                  # map whole scenes: s, tiles/s, memory, F1
 
 The ablation adds one ingredient per row on a synthetic shifted benchmark (landslide.py synth,
 --shift 1.0), each seed a fresh dataset and fresh networks; the refinement benchmark asks whether
-the rounds add anything above the same extra training without pseudo-labels, on three targets.
+the rounds add anything above the same extra training without pseudo-labels, on three targets
+(and a fourth, run when named).
 Settings are CPU-sized; the rows are the paper's, see README. The speed benchmark prints medians of several runs on whatever machine
 runs it; on a CUDA machine it also measures the paper-sized GPU recipe.
 """
@@ -381,7 +383,8 @@ def main(argv=None):
     r = sub.add_parser('refinement', help='does refinement beat extra training? three targets, three arms')
     r.add_argument('--out', default='runs/refinement')
     r.add_argument('--seed-factor', type=float, default=1.0, help='scale every benchmark\'s seed count')
-    r.add_argument('--only', nargs='+', choices=[b[0] for b in BENCHMARKS], help="benchmarks by name, e.g. 'shift 1.0'")
+    r.add_argument('--only', nargs='+', choices=[b[0] for b in BENCHMARKS], help="benchmarks by name, e.g. 'shift 1.0' "
+                   "(default: the first three; 'older scars' runs only when named)")
     r.add_argument('--seed-list', type=int, nargs='+', help='these seeds (of every benchmark run)')
     r.add_argument('--arms', nargs='+', choices=[a for a, _ in ARMS],
                    help='these arms, in this order (default: every benchmark\'s own)')

@@ -210,6 +210,18 @@ def test_sensor_only_shift_changes_the_spectra_and_nothing_else(tmp_path):
     assert np.abs(xa[..., 13] - x0[..., 13]).mean() > 500                          # the full shift moves more
 
 
+def test_scars_shift_ages_the_landslides_and_changes_nothing_else(tmp_path):
+    synthetic.synth(str(tmp_path / 'scars'), train=1, valid=0, test=4, seed=2, kind='scars')
+    synthetic.synth(str(tmp_path / 'none'), train=1, valid=0, test=4, seed=2, shift=0.0)
+    read = lambda d: (np.stack([L.read_image(p) for p in L.list_split(str(tmp_path / d), 'test')[1]]),
+                      np.stack([L.read_mask(p) for p in L.list_split(str(tmp_path / d), 'test')[2]]).astype(bool))
+    (xs, ms), (x0, m0) = read('scars'), read('none')
+    assert np.array_equal(ms, m0) and ms.sum() > 100                # the same landslides, where they were
+    assert np.array_equal(xs[~ms], x0[~ms])                         # everything else the same bytes
+    blue = lambda x: x[..., 1][ms].mean()                            # B2: scars bright, vegetation dark
+    assert blue(xs) < blue(x0) - 0.01                                # older scars: greener, darker in blue
+
+
 def test_cover_maps_come_from_the_same_draws_as_the_written_patches(tmp_path):
     synthetic.synth(str(tmp_path), train=2, valid=0, test=4, seed=3)
     _, ip, mp = L.list_split(str(tmp_path), 'test')

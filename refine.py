@@ -47,7 +47,7 @@ DEFAULTS = dict(
     warm_start=True, adabn=True, agree=False, control=False,   # --paper-rule: the paper's loop
     holdout=0.1, evals=10, separate_norm=True, device='auto', seed=0, compile=False, log_every=5.0)
 # --demo: a small synthetic dataset and CPU-sized settings (any flag given still wins)
-DEMO = dict(width=8, scale=1, batch_size=8, steps=120, lr=3e-3, rounds=2, evals=3,
+DEMO = dict(width=8, scale=1, batch_size=8, steps=100, lr=3e-3, rounds=2, evals=3,
             ohem_min_kept=4096, log_every=10.0)
 # --paper-rule: the paper's literal refinement: threshold 0.7, every round from scratch, the target
 # predicted with the networks' own BatchNorm statistics, batches pooled by count (flags given win)

@@ -107,8 +107,8 @@ def ablation(out, seeds):
 BENCHMARKS = [('shift 1.0', dict(shift=1.0), 5, 4),   # (name, generator options, seeds, arms)
               ('shift 0.5', dict(shift=0.5), 3, 3),
               ('sensor only', dict(shift=1.0, kind='sensor'), 3, 3),
-              ('older scars', dict(shift=1.0, kind='scars'), 5, 3)]   # added later: runs when --only names it
-MAIN = ('shift 1.0', 'shift 0.5', 'sensor only')                       # what a plain `refinement` runs
+              ('older scars', dict(shift=1.0, kind='scars'), 5, 3)]
+OPT_IN = ('older scars',)                              # added later: runs only when --only names it
 BENCH_DATA = dict(train=160, valid=0, test=60)
 BENCH_COMMON = [*ABLATION_COMMON, '--scale', '1', '--rounds', '2']
 ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--control']),
@@ -148,7 +148,7 @@ def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags
     t0, res = time.time(), {}
     run_dir = lambda arm, tag: os.path.join(out, arm.replace(' ', '') + '-' + tag)
     for bname, opts, n, n_arms in BENCHMARKS:
-        if bname not in (only or MAIN):
+        if (only and bname not in only) or (not only and bname in OPT_IN):
             continue
         for seed in seed_list if seed_list is not None else range(max(1, round(n * seed_factor))):
             tag = bench_tag(bname, seed)
@@ -384,7 +384,7 @@ def main(argv=None):
     r.add_argument('--out', default='runs/refinement')
     r.add_argument('--seed-factor', type=float, default=1.0, help='scale every benchmark\'s seed count')
     r.add_argument('--only', nargs='+', choices=[b[0] for b in BENCHMARKS], help="benchmarks by name, e.g. 'shift 1.0' "
-                   "(default: the first three; 'older scars' runs only when named)")
+                   f"(default: all but {', '.join(OPT_IN)}, which run only when named)")
     r.add_argument('--seed-list', type=int, nargs='+', help='these seeds (of every benchmark run)')
     r.add_argument('--arms', nargs='+', choices=[a for a, _ in ARMS],
                    help='these arms, in this order (default: every benchmark\'s own)')

@@ -194,17 +194,21 @@ def test_synth_looks_like_the_problem(tiny):
     assert (slope[bare] < 8).mean() > 0.15                          # look-alikes on flat ground...
     assert (slope[m] < 8).mean() < 0.06                             # ...where landslides are rare
     assert slope[m].mean() > slope[~m].mean()
-    t = np.stack([L.read_image(p) for p in L.list_split(tiny, 'test')[1]])
+    t = target_split(tiny)[0]
     assert abs(t[..., 13].mean() - x[..., 13].mean()) > 500         # target terrain is shifted
+
+
+def target_split(path):
+    """A written dataset's TestData. -> (images float32 [N, H, W, 14], masks uint8 [N, H, W])"""
+    _, ip, mp = L.list_split(str(path), 'test')
+    return np.stack([L.read_image(p) for p in ip]), np.stack([L.read_mask(p) for p in mp])
 
 
 def test_sensor_only_shift_changes_the_spectra_and_nothing_else(tmp_path):
     synthetic.synth(str(tmp_path / 'all'), train=2, valid=0, test=3, seed=1)
     synthetic.synth(str(tmp_path / 'sensor'), train=2, valid=0, test=3, seed=1, kind='sensor')
     synthetic.synth(str(tmp_path / 'none'), train=2, valid=0, test=3, seed=1, shift=0.0)
-    read = lambda d: (np.stack([L.read_image(p) for p in L.list_split(str(tmp_path / d), 'test')[1]]),
-                      np.stack([L.read_mask(p) for p in L.list_split(str(tmp_path / d), 'test')[2]]))
-    (xa, ma), (xs, ms), (x0, m0) = read('all'), read('sensor'), read('none')
+    (xa, ma), (xs, ms), (x0, m0) = (target_split(tmp_path / d) for d in ('all', 'sensor', 'none'))
     assert np.array_equal(xs[..., 12:], x0[..., 12:]) and np.array_equal(ms, m0)   # terrain, scars alike
     assert np.abs(xs[..., :12] - x0[..., :12]).mean() > 0.01                       # the sensor differs
     assert np.abs(xa[..., 13] - x0[..., 13]).mean() > 500                          # the full shift moves more
@@ -213,9 +217,8 @@ def test_sensor_only_shift_changes_the_spectra_and_nothing_else(tmp_path):
 def test_scars_shift_ages_the_landslides_and_changes_nothing_else(tmp_path):
     synthetic.synth(str(tmp_path / 'scars'), train=1, valid=0, test=4, seed=2, kind='scars')
     synthetic.synth(str(tmp_path / 'none'), train=1, valid=0, test=4, seed=2, shift=0.0)
-    read = lambda d: (np.stack([L.read_image(p) for p in L.list_split(str(tmp_path / d), 'test')[1]]),
-                      np.stack([L.read_mask(p) for p in L.list_split(str(tmp_path / d), 'test')[2]]).astype(bool))
-    (xs, ms), (x0, m0) = read('scars'), read('none')
+    (xs, ms), (x0, m0) = target_split(tmp_path / 'scars'), target_split(tmp_path / 'none')
+    ms, m0 = ms.astype(bool), m0.astype(bool)
     assert np.array_equal(ms, m0) and ms.sum() > 100                # the same landslides, where they were
     assert np.array_equal(xs[~ms], x0[~ms])                         # everything else the same bytes
     blue = lambda x: x[..., 1][ms].mean()                            # B2: scars bright, vegetation dark

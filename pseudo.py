@@ -11,6 +11,7 @@ Every function takes the ensemble's probability on the target, prob [N, H, W] fl
 and returns uint8 [N, H, W] labels in {0, 1, IGNORE}. None of them looks at target labels.
 """
 import torch
+import torch.nn.functional as F
 
 import landslide as L
 
@@ -53,6 +54,24 @@ def prior_labels(prob, portion, share):
     return y
 
 
+def grown_labels(prob, portion):
+    """Balanced selection, then each landslide label spread to every pixel connected to it
+    (8 neighbours) that the ensemble predicts landslide (prob >= 0.5): seeded region growing
+    (hysteresis, as DSRG grows seeds: Huang et al., CVPR 2018). A landslide is one object, so a
+    confident core vouches for the less confident rest of its predicted extent, which the networks
+    have yet to learn; predicted blobs without a confident pixel stay ignored. Background as in
+    balanced_labels."""
+    y = balanced_labels(prob, portion)
+    inside, grown = prob >= 0.5, (y == 1)
+    while True:
+        step = F.max_pool2d(grown[:, None].float(), 3, 1, 1)[:, 0].bool() & inside
+        if torch.equal(step, grown):
+            break
+        grown = step
+    y[grown] = 1
+    return y
+
+
 def make(prob, own, rnd, c, source_share):
     """This round's pseudo-labels by the rule c.pseudo; with c.agree, pixels where the networks'
     own votes (own [M, N, H, W] probabilities) are split are ignored too. Rule 'none' ignores every
@@ -62,6 +81,7 @@ def make(prob, own, rnd, c, source_share):
     y = torch.full(prob.shape, L.IGNORE, dtype=torch.uint8) if c.pseudo == 'none' else \
         balanced_labels(prob, portion) if c.pseudo == 'balanced' else \
         prior_labels(prob, portion, source_share) if c.pseudo == 'prior' else \
+        grown_labels(prob, portion) if c.pseudo == 'grow' else \
         threshold_labels(prob, c.threshold, c.ignore_uncertain)
     if c.agree:
         votes = (own >= 0.5).sum(0)

@@ -57,6 +57,23 @@ def test_prior_labels_take_the_source_share_as_the_landslide_count():
     assert torch.equal(y == 0, b == 0)                              # background as balanced
 
 
+def test_grown_labels_spread_a_confident_core_over_its_predicted_object_only():
+    prob = torch.full((1, 12, 12), 0.02)
+    prob[0, 1:6, 1:6] = 0.6                                   # object A: one confident pixel, its
+    prob[0, 3, 3] = 0.99                                      # rim only just predicted landslide
+    prob[0, 1:6, 7] = 0.45                                    # a column not predicted: the gap
+    prob[0, 1:6, 8:11] = 0.6                                  # object B beside it, no confident pixel
+    prob[0, 9, 1] = 0.6                                       # a corner away: diagonal contact counts
+    prob[0, 6, 6] = 0.6
+    prob[0, 8:11, 9:12] = 0.98                                # object C: all confident (seeds)
+    b, y = pseudo.balanced_labels(prob, 0.2), pseudo.grown_labels(prob, 0.2)
+    assert b[0, 3, 3] == 1 and b[0, 1, 1] == 255              # balanced keeps the core, not the rim
+    assert (y[0, 1:7, 1:7][prob[0, 1:7, 1:7] >= 0.5] == 1).all()   # grown: all of A and its diagonal pixel
+    assert (y[0, :, 7:11] == b[0, :, 7:11]).all() and (y[0, 1:6, 8:11] != 1).all()   # not across the gap
+    assert y[0, 9, 1] != 1                                    # nor to a blob that touches nothing
+    assert torch.equal(y == 0, b == 0)                        # background as balanced
+
+
 def test_agreement_filter_ignores_split_votes():
     prob = torch.tensor([[[0.9, 0.9, 0.1, 0.1, 0.6]]])
     own = torch.tensor([[[[0.9, 0.6, 0.1, 0.4, 0.7]]], [[[0.9, 0.4, 0.1, 0.6, 0.3]]]])   # [M=2, 1, 1, 5]

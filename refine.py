@@ -86,11 +86,10 @@ def parse_args(argv=None):
     a('--ignore-uncertain', action=argparse.BooleanOptionalAction,
       help='pseudo-labels: probability between 1-threshold and threshold is ignored (else background)')
     a('--pseudo', choices=['threshold', 'balanced', 'prior', 'grow', 'none'],
-      help="pseudo-label rule: the paper's threshold, class-balanced (CBST), balanced with the source's "
-      "landslide share as a prior, balanced grown over each predicted landslide (grow), or none "
-      "(target patches in the batches, all ignored: an ablation)")
-    a('--portion', type=float, help='balanced/prior: share of each class kept in round 0')
-    a('--portion-step', type=float, help='balanced/prior: the share grows by this each round (at most 0.5)')
+      help="pseudo-label rule: the paper's threshold, class-balanced (CBST), balanced with the source's landslide "
+      "share as prior, balanced grown over each predicted landslide, or none (all ignored: an ablation)")
+    a('--portion', type=float, help='balanced/prior/grow: share of each class kept in round 0')
+    a('--portion-step', type=float, help='balanced/prior/grow: the share grows by this each round (at most 0.5)')
     a('--warm-start', action=argparse.BooleanOptionalAction,
       help='rounds >= 1 continue each network from its previous-round weights instead of from scratch')
     a('--control', action='store_true', default=None,

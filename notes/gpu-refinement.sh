@@ -9,6 +9,8 @@
 # another target and fewer arms: BENCH='shift 0.5' ARMS='default control' (paper-rule for 'paper rule')
 # what the labels add over their batch slots at this size (README: where the control's lead comes from):
 #   ARMS='default control no-labels'
+# whether grown labels still beat the control on aged scars at this size (README: grown pseudo-labels):
+#   BENCH='older scars' ARMS='default control grow'
 # the target's share at TestData's 19 % (README: two more attempts), in its own folder:
 #   ARMS=default R=runs/refinement-gpu-frac19 F='--width 64 --batch-size 16 --steps 300 --lr 1e-3 --device cuda --target-frac 0.19'
 set -u

@@ -4,7 +4,8 @@ whether the refinement is working. refine.py calls these once per round.
 The paper's rule: a target pixel is landslide where the three networks' mean probability is at
 least 0.7. Under 49 : 1 imbalance one threshold keeps nearly all background and few landslides;
 the errors are one-sided (missed landslides) and each round trained on them misses more.
-Class-balanced selection keeps the same top share of each class instead (the default). The
+Class-balanced selection keeps the same top share of each class instead (the default); grown
+labels spread each of its landslide labels over the predicted landslide it lies in. The
 rules are compared in README (evidence); `python bench.py refinement` measures them.
 
 Every function takes the ensemble's probability on the target, prob [N, H, W] float in [0, 1],

@@ -1,0 +1,78 @@
+"""Tests: the pseudo-label rules (pseudo.py) and the label-free signs of whether refinement works.
+
+    python -m pytest -q test_pseudo.py
+"""
+import torch
+
+import pseudo
+import refine
+
+
+def test_pseudo_label_rules():
+    p = torch.tensor([[0.1, 0.5, 0.69, 0.7, 0.95]])
+    assert pseudo.threshold_labels(p, 0.7, False).tolist() == [[0, 0, 0, 1, 1]]
+    assert pseudo.threshold_labels(p, 0.7, True).tolist() == [[0, 255, 255, 1, 1]]
+
+
+def test_balanced_pseudo_labels_keep_the_same_share_of_each_class():
+    g = torch.Generator().manual_seed(0)
+    u = torch.rand(3, 40, 40, generator=g)                        # as after round 0: confident
+    prob = torch.where(u < 0.95, 0.05 * u, 0.5 + 5 * (u - 0.95))   # background, unsure landslides
+    y = pseudo.balanced_labels(prob, 0.3)
+    for cls, pred, conf in ((1, prob >= 0.5, prob), (0, prob < 0.5, 1 - prob)):
+        kept = y == cls
+        assert (kept <= pred).all()                               # a class only where predicted
+        assert abs(int(kept.sum()) - 0.3 * int(pred.sum())) <= 1  # the same share of each class
+        assert conf[kept].min() >= conf[pred & ~kept].max()       # and its most confident pixels
+    assert ((y == 255) == ~((y == 0) | (y == 1))).all()
+    t = pseudo.threshold_labels(prob, 0.7, True)                     # the threshold starves landslides:
+    assert (t == 1).sum() / (prob >= 0.5).sum() < (y == 1).sum() / (prob >= 0.5).sum()
+    assert (t == 0).sum() / (prob < 0.5).sum() > (y == 0).sum() / (prob < 0.5).sum()
+
+
+def test_prior_labels_take_the_source_share_as_the_landslide_count():
+    g = torch.Generator().manual_seed(1)
+    prob = 0.55 * torch.rand(4, 32, 32, generator=g) ** 6           # a network that under-predicts
+    y, b = pseudo.prior_labels(prob, 0.4, 0.05), pseudo.balanced_labels(prob, 0.4)
+    k = int(0.4 * 0.05 * prob.numel())
+    assert int((y == 1).sum()) == k > int((b == 1).sum())          # more landslide than balanced keeps
+    assert prob[y == 1].min() >= prob[y != 1].max()                 # ... and the most probable ones
+    assert torch.equal(y == 0, b == 0)                              # background as balanced
+
+
+def test_grown_labels_spread_a_confident_core_over_its_predicted_object_only():
+    prob = torch.full((1, 12, 12), 0.02)
+    prob[0, 1:6, 1:6] = 0.6                                   # object A: one confident pixel, its
+    prob[0, 3, 3] = 0.99                                      # rim only just predicted landslide
+    prob[0, 1:6, 7] = 0.45                                    # a column not predicted: the gap
+    prob[0, 1:6, 8:11] = 0.6                                  # object B beside it, no confident pixel
+    prob[0, 9, 1] = 0.6                                       # a corner away: diagonal contact counts
+    prob[0, 6, 6] = 0.6
+    prob[0, 8:11, 9:12] = 0.98                                # object C: all confident (seeds)
+    b, y = pseudo.balanced_labels(prob, 0.2), pseudo.grown_labels(prob, 0.2)
+    assert b[0, 3, 3] == 1 and b[0, 1, 1] == 255              # balanced keeps the core, not the rim
+    assert (y[0, 1:7, 1:7][prob[0, 1:7, 1:7] >= 0.5] == 1).all()   # grown: all of A and its diagonal pixel
+    assert (y[0, :, 7:11] == b[0, :, 7:11]).all() and (y[0, 1:6, 8:11] != 1).all()   # not across the gap
+    assert y[0, 9, 1] != 1                                    # nor to a blob that touches nothing
+    assert torch.equal(y == 0, b == 0)                        # background as balanced
+
+
+def test_agreement_filter_ignores_split_votes():
+    prob = torch.tensor([[[0.9, 0.9, 0.1, 0.1, 0.6]]])
+    own = torch.tensor([[[[0.9, 0.6, 0.1, 0.4, 0.7]]], [[[0.9, 0.4, 0.1, 0.6, 0.3]]]])   # [M=2, 1, 1, 5]
+    c = refine.parse_args(['--pseudo', 'threshold', '--threshold', '0.55', '--agree'])
+    assert pseudo.make(prob, own, 0, c, 0.02).tolist() == [[[1, 255, 0, 255, 255]]]
+    c.agree = False
+    assert pseudo.make(prob, own, 0, c, 0.02).tolist() == [[[1, 1, 0, 0, 1]]]
+
+
+def test_label_free_signs():
+    new = torch.tensor([[[1, 1, 0, 255]]], dtype=torch.uint8)
+    prev = torch.tensor([[[1, 0, 0, 255]]], dtype=torch.uint8)
+    prob = torch.tensor([[[0.9, 0.8, 0.1, 0.6]]])
+    own = torch.tensor([[[[0.9, 0.8, 0.1, 0.6]]], [[[0.9, 0.3, 0.1, 0.2]]]])
+    s = pseudo.signs(new, prev, prob, own, 0.25, truth=torch.tensor([[[1, 0, 0, 1]]]))
+    assert (s['positive'], s['ignored'], s['changed'], s['vs_source']) == (0.5, 0.25, 0.25, 2.0)
+    assert s['predicted_positive'] == 0.75 and abs(s["agreement"] - 1 / 3) < 1e-6
+    assert s['of_landslide'] == {'landslide': 0.5, 'ignored': 0.5, 'background': 0.0}
+    assert s['background_as_landslide'] == 0.5

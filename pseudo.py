@@ -73,17 +73,21 @@ def grown_labels(prob, portion):
     return y
 
 
+# every rule by its --pseudo name, called as rule(prob, portion, c, source_share); 'none' ignores every
+# pixel: the target patches still fill their share of each batch, but no loss counts them (an
+# ablation: what the labels add over the batches they come in)
+RULES = {'threshold': lambda prob, portion, c, share: threshold_labels(prob, c.threshold, c.ignore_uncertain),
+         'balanced': lambda prob, portion, c, share: balanced_labels(prob, portion),
+         'prior': lambda prob, portion, c, share: prior_labels(prob, portion, share),
+         'grow': lambda prob, portion, c, share: grown_labels(prob, portion),
+         'none': lambda prob, portion, c, share: torch.full(prob.shape, L.IGNORE, dtype=torch.uint8)}
+
+
 def make(prob, own, rnd, c, source_share):
-    """This round's pseudo-labels by the rule c.pseudo; with c.agree, pixels where the networks'
-    own votes (own [M, N, H, W] probabilities) are split are ignored too. Rule 'none' ignores every
-    pixel: the target patches still fill their share of each batch, but no loss counts them (an
-    ablation: what the labels add over the batches they come in)."""
+    """This round's pseudo-labels by the rule c.pseudo (RULES); with c.agree, pixels where the
+    networks' own votes (own [M, N, H, W] probabilities) are split are ignored too."""
     portion = min(0.5, c.portion + c.portion_step * rnd)      # CBST's schedule: grows each round
-    y = torch.full(prob.shape, L.IGNORE, dtype=torch.uint8) if c.pseudo == 'none' else \
-        balanced_labels(prob, portion) if c.pseudo == 'balanced' else \
-        prior_labels(prob, portion, source_share) if c.pseudo == 'prior' else \
-        grown_labels(prob, portion) if c.pseudo == 'grow' else \
-        threshold_labels(prob, c.threshold, c.ignore_uncertain)
+    y = RULES[c.pseudo](prob, portion, c, source_share)
     if c.agree:
         votes = (own >= 0.5).sum(0)
         y[(votes > 0) & (votes < len(own))] = L.IGNORE

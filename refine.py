@@ -85,7 +85,7 @@ def parse_args(argv=None):
     a('--threshold', type=float, help='pseudo-label: target pixels with ensemble probability >= this are landslide')
     a('--ignore-uncertain', action=argparse.BooleanOptionalAction,
       help='pseudo-labels: probability between 1-threshold and threshold is ignored (else background)')
-    a('--pseudo', choices=['threshold', 'balanced', 'prior', 'grow', 'none'],
+    a('--pseudo', choices=list(pseudo.RULES),
       help="pseudo-label rule: the paper's threshold, class-balanced (CBST), balanced with the source's landslide "
       "share as prior, balanced grown over each predicted landslide, or none (all ignored: an ablation)")
     a('--portion', type=float, help='balanced/prior/grow: share of each class kept in round 0')

@@ -114,7 +114,8 @@ BENCH_COMMON = [*ABLATION_COMMON, '--scale', '1', '--rounds', '2']
 ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--control']),
         ('threshold rule', ['--pseudo', 'threshold']),     # the default's training, the paper's rule
         ('agree', ['--agree']), ('prior', ['--pseudo', 'prior']),      # run only when --arms names them
-        ('no labels', ['--pseudo', 'none']), ('grow', ['--pseudo', 'grow'])]
+        ('no labels', ['--pseudo', 'none']), ('grow', ['--pseudo', 'grow']),
+        ('half portion', ['--portion', '0.5', '--portion-step', '0'])]   # as many labels as grow, not grown
 
 
 def bench_data(opts, seed):

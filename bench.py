@@ -156,18 +156,21 @@ def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags
             data = os.path.join(out, f'data-{tag}')
             if not table_only:
                 synth_once(data, **bench_data(opts, seed))
+            seen = [run_dir(ARMS[0][0], tag)]           # round 0 does not depend on the arm: the
             for arm, arm_flags in [a for x in arms for a in ARMS if a[0] == x] if arms else ARMS[:n_arms]:
-                run = run_dir(arm, tag)
+                run = run_dir(arm, tag)                 # default's networks, else the first arm's
                 argv = ['--data', data, '--out', run, '--seed', str(seed), *BENCH_COMMON, *arm_flags, *flags]
                 m = finished(run, argv)
                 if m is None and table_only:
                     continue
                 if m is None:
-                    if arm != ARMS[0][0]:               # round 0 does not depend on the arm
-                        reuse_round0(run_dir(ARMS[0][0], tag), run)
+                    src = [r for r in seen if r != run and os.path.isdir(os.path.join(r, 'round0'))]
+                    if src:
+                        reuse_round0(src[0], run)
                     print(f'== {bname}, seed {seed}: {arm}', flush=True)
                     assert refine.main(argv) == 0, f'run {run} failed'
                     m = json.load(open(os.path.join(run, 'metrics.json')))
+                seen.append(run)
                 res.setdefault(bname, {}).setdefault(arm, []).append(
                     {'f1': [e['target']['f1'] for e in m['rounds']], 'source_share': m['source_share'],
                      'pseudo': [e['pseudo'] for e in m['rounds']]})

@@ -387,6 +387,27 @@ def test_refinement_table_only_reads_finished_runs_in_the_order_asked(tmp_path, 
         bench.refinement(str(tmp_path), only=['shift 1.0'], seed_list=[1], arms=['control'], table_only=True)
 
 
+def test_refinement_arms_share_round0_without_the_default(tmp_path, monkeypatch):
+    import bench
+    trained = []
+    def fake_main(argv):                       # round 0 trained only where no networks were copied in
+        run = argv[argv.index('--out') + 1]
+        net = os.path.join(run, 'round0', 'unet.pt')
+        if not os.path.exists(net):
+            trained.append(os.path.basename(run))
+            os.makedirs(os.path.dirname(net), exist_ok=True)
+            open(net, 'w').write(run)
+        L.write_json(os.path.join(run, 'metrics.json'), {'source_share': 0.02, 'rounds': [
+            {'target': {'f1': 0.5}, 'pseudo': {}} for _ in range(3)]})
+        return 0
+    monkeypatch.setattr(bench, 'synth_once', lambda path, **kw: None)
+    monkeypatch.setattr(bench.refine, 'main', fake_main)
+    monkeypatch.setattr(bench, 'finished', lambda run, argv: None)
+    bench.refinement(str(tmp_path), only=['shift 1.0'], seed_list=[0], arms=['grow', 'control'])
+    assert trained == ['grow-shift10-seed0']
+    assert (tmp_path / 'control-shift10-seed0/round0/unet.pt').read_text().endswith('grow-shift10-seed0')
+
+
 def test_refinement_refuses_unknown_arms_and_empty_tables(tmp_path, capsys):
     import bench
     with pytest.raises(SystemExit) as e:                               # argparse names the choices

@@ -9,8 +9,9 @@
 # another target and fewer arms: BENCH='shift 0.5' ARMS='default control' (paper-rule for 'paper rule')
 # what the labels add over their batch slots at this size (README: where the control's lead comes from):
 #   ARMS='default control no-labels'
-# whether grown labels still beat the control on aged scars at this size (README: grown pseudo-labels):
-#   BENCH='older scars' ARMS='default control grow'
+# grown labels against the control at this size (README: At GPU size; run 2026-11-27 on aged scars
+# and shift 1.0, one script each, side by side; next: BENCH='shift 0.5' and BENCH='sensor only'):
+#   BENCH='older scars' ARMS='default grow control'
 # the target's share at TestData's 19 % (README: two more attempts), in its own folder:
 #   ARMS=default R=runs/refinement-gpu-frac19 F='--width 64 --batch-size 16 --steps 300 --lr 1e-3 --device cuda --target-frac 0.19'
 set -u

@@ -112,3 +112,22 @@ def signs(new, prev, prob, own, source_share, truth=None):
                              (('landslide', 1), ('ignored', L.IGNORE), ('background', 0))}
         s['background_as_landslide'] = float((new[~gt] == 1).float().mean())
     return s
+
+
+def warnings(s, source_share, rule):
+    """Label-free warnings from one round's signs s (signs' dict), measured against the source
+    labels' landslide share. Too little landslide predicted (under half the source's): each
+    round trained on it may lose more recall (the paper's threshold on small networks). More
+    landslide labelled than the source holds: unless the target is known to hold more, the
+    labels are spreading over look-alikes (grown labels on CPU-sized networks, README). -> [str]"""
+    what, share = ('pseudo-labels', s['positive']) if rule == 'threshold' else \
+        ('predictions', s['predicted_positive'])               # balanced keeps a share of predictions
+    src, out = 100 * source_share, []
+    if share < source_share / 2:
+        out.append(f'{what} mark {100 * share:.2f} % of target pixels landslide, the source labels '
+                   f'{src:.2f} %: refinement may erode recall (README, evidence)')
+    if s['positive'] > source_share:
+        out.append(f'pseudo-labels mark {100 * s["positive"]:.2f} % of target pixels landslide, more '
+                   f'than the source labels ({src:.2f} %): unless the target holds more landslide, '
+                   f'they are spreading over look-alikes (README, evidence)')
+    return out

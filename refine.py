@@ -367,11 +367,8 @@ def finish_round(rnd, models, f1s, D, c, info, prev, log):
     masks = (prob >= 0.5).to(torch.uint8)
     entry['target'] = L.scores(*L.confusion(masks, D['yt'])) if D['yt'] is not None else None
     entry['pseudo'] = pseudo.signs(new, prev, prob, own, src_share, D['yt'])
-    what, share = ('predictions', entry['pseudo']['predicted_positive']) if c.pseudo != 'threshold' else \
-        ('pseudo-labels', entry['pseudo']['positive'])      # balanced keeps a share of predictions
-    if share < src_share / 2:                         # label-free: compares with the source labels
-        log(f'warning: round {rnd} {what} mark {100 * share:.2f} % of target pixels landslide, '
-            f'the source labels {100 * src_share:.2f} %: refinement may erode recall (README, evidence)')
+    for w in pseudo.warnings(entry['pseudo'], src_share, c.pseudo):      # label-free
+        log(f'warning: round {rnd} {w}')
     L.write_masks(os.path.join(rdir, 'pseudo'), info['files'], new.numpy())
     L.write_masks(os.path.join(rdir, 'masks'), info['files'], masks.numpy())
     return entry, new

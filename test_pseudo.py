@@ -76,3 +76,15 @@ def test_label_free_signs():
     assert s['predicted_positive'] == 0.75 and abs(s["agreement"] - 1 / 3) < 1e-6
     assert s['of_landslide'] == {'landslide': 0.5, 'ignored': 0.5, 'background': 0.0}
     assert s['background_as_landslide'] == 0.5
+
+
+def test_warnings_name_too_little_and_too_much_landslide():
+    s = {'positive': 0.005, 'predicted_positive': 0.04}
+    assert pseudo.warnings(s, 0.02, 'balanced') == []                  # predictions 2x, labels 1/4
+    low = pseudo.warnings(s, 0.02, 'threshold')                          # the threshold's own labels
+    assert len(low) == 1 and 'pseudo-labels mark 0.50 %' in low[0] and 'erode recall' in low[0]
+    assert 'predictions mark 0.80 %' in pseudo.warnings({'positive': 0.004, 'predicted_positive': 0.008},
+                                                       0.02, 'balanced')[0]
+    high = pseudo.warnings({'positive': 0.03, 'predicted_positive': 0.05}, 0.02, 'grow')
+    assert len(high) == 1 and '3.00 %' in high[0] and 'look-alikes' in high[0]
+    assert pseudo.warnings({'positive': 0.019, 'predicted_positive': 0.05}, 0.02, 'grow') == []

@@ -156,9 +156,10 @@ def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags
             data = os.path.join(out, f'data-{tag}')
             if not table_only:
                 synth_once(data, **bench_data(opts, seed))
-            seen = [run_dir(ARMS[0][0], tag)]           # round 0 does not depend on the arm: the
+            # round 0 does not depend on the arm: copied from the default run, else the first arm run
+            seen = [run_dir(ARMS[0][0], tag)]
             for arm, arm_flags in [a for x in arms for a in ARMS if a[0] == x] if arms else ARMS[:n_arms]:
-                run = run_dir(arm, tag)                 # default's networks, else the first arm's
+                run = run_dir(arm, tag)
                 argv = ['--data', data, '--out', run, '--seed', str(seed), *BENCH_COMMON, *arm_flags, *flags]
                 m = finished(run, argv)
                 if m is None and table_only:

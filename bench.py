@@ -156,8 +156,7 @@ def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags
             data = os.path.join(out, f'data-{tag}')
             if not table_only:
                 synth_once(data, **bench_data(opts, seed))
-            # round 0 does not depend on the arm: copied from the default run, else the first arm run
-            seen = [run_dir(ARMS[0][0], tag)]
+            seen = []                                   # this seed's runs so far
             for arm, arm_flags in [a for x in arms for a in ARMS if a[0] == x] if arms else ARMS[:n_arms]:
                 run = run_dir(arm, tag)
                 argv = ['--data', data, '--out', run, '--seed', str(seed), *BENCH_COMMON, *arm_flags, *flags]
@@ -165,7 +164,9 @@ def refinement(out, seed_factor=1.0, only=None, seed_list=None, arms=None, flags
                 if m is None and table_only:
                     continue
                 if m is None:
-                    src = [r for r in seen if r != run and os.path.isdir(os.path.join(r, 'round0'))]
+                    # round 0 does not depend on the arm: copied from the default run, else the first run
+                    src = [r for r in (run_dir(ARMS[0][0], tag), *seen)
+                           if r != run and os.path.isdir(os.path.join(r, 'round0'))]
                     if src:
                         reuse_round0(src[0], run)
                     print(f'== {bname}, seed {seed}: {arm}', flush=True)

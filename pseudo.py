@@ -114,7 +114,7 @@ def signs(new, prev, prob, own, source_share, truth=None):
     return s
 
 
-def warnings(s, source_share, rule):
+def label_free_warnings(s, source_share, rule):
     """Label-free warnings from one round's signs s (signs' dict), measured against the source
     labels' landslide share. Too little landslide predicted (under half the source's): each
     round trained on it may lose more recall (the paper's threshold on small networks). More

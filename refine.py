@@ -367,7 +367,7 @@ def finish_round(rnd, models, f1s, D, c, info, prev, log):
     masks = (prob >= 0.5).to(torch.uint8)
     entry['target'] = L.scores(*L.confusion(masks, D['yt'])) if D['yt'] is not None else None
     entry['pseudo'] = pseudo.signs(new, prev, prob, own, src_share, D['yt'])
-    for w in pseudo.warnings(entry['pseudo'], src_share, c.pseudo):      # label-free
+    for w in pseudo.label_free_warnings(entry['pseudo'], src_share, c.pseudo):
         log(f'warning: round {rnd} {w}')
     L.write_masks(os.path.join(rdir, 'pseudo'), info['files'], new.numpy())
     L.write_masks(os.path.join(rdir, 'masks'), info['files'], masks.numpy())

@@ -79,12 +79,12 @@ def test_label_free_signs():
 
 
 def test_warnings_name_too_little_and_too_much_landslide():
+    warn = pseudo.label_free_warnings
     s = {'positive': 0.005, 'predicted_positive': 0.04}
-    assert pseudo.warnings(s, 0.02, 'balanced') == []                  # predictions 2x, labels 1/4
-    low = pseudo.warnings(s, 0.02, 'threshold')                          # the threshold's own labels
+    assert warn(s, 0.02, 'balanced') == []                              # predictions 2x, labels 1/4
+    low = warn(s, 0.02, 'threshold')                                     # the threshold's own labels
     assert len(low) == 1 and 'pseudo-labels mark 0.50 %' in low[0] and 'erode recall' in low[0]
-    assert 'predictions mark 0.80 %' in pseudo.warnings({'positive': 0.004, 'predicted_positive': 0.008},
-                                                       0.02, 'balanced')[0]
-    high = pseudo.warnings({'positive': 0.03, 'predicted_positive': 0.05}, 0.02, 'grow')
+    assert 'predictions mark 0.80 %' in warn({'positive': 0.004, 'predicted_positive': 0.008}, 0.02, 'balanced')[0]
+    high = warn({'positive': 0.03, 'predicted_positive': 0.05}, 0.02, 'grow')
     assert len(high) == 1 and '3.00 %' in high[0] and 'look-alikes' in high[0]
-    assert pseudo.warnings({'positive': 0.019, 'predicted_positive': 0.05}, 0.02, 'grow') == []
+    assert warn({'positive': 0.019, 'predicted_positive': 0.05}, 0.02, 'grow') == []

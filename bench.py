@@ -411,7 +411,8 @@ def main(argv=None):
     sc.add_argument('--paper', action='store_true', help='untrained width-64, scale-4 networks (timing only)')
     sc.add_argument('--out', default='runs/bench-scene')
     args = ap.parse_args(argv)
-    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS') or 0) or os.cpu_count() or 1)   # runs side by side: 1
+    if 'OMP_NUM_THREADS' not in os.environ:     # torch reads it itself: 1 for benchmarks run side by side
+        torch.set_num_threads(os.cpu_count() or 1)
     return {'ablation': lambda: ablation(args.out, args.seeds), 'speed': lambda: speed(args),
             'refinement': lambda: refinement(args.out, args.seed_factor, args.only, args.seed_list, args.arms,
                                              shlex.split(args.flags), args.table_only),

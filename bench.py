@@ -115,7 +115,8 @@ ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--contr
         ('threshold rule', ['--pseudo', 'threshold']),     # the default's training, the paper's rule
         ('agree', ['--agree']), ('prior', ['--pseudo', 'prior']),      # run only when --arms names them
         ('no labels', ['--pseudo', 'none']), ('grow', ['--pseudo', 'grow']),
-        ('half portion', ['--portion', '0.5', '--portion-step', '0'])]   # as many labels as grow, not grown
+        ('half portion', ['--portion', '0.5', '--portion-step', '0']),   # as many labels as grow, not grown
+        ('guarded', ['--pseudo', 'guarded'])]             # grown, the source share as a ceiling
 
 
 def bench_data(opts, seed):

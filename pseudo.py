@@ -80,18 +80,30 @@ RULES = {'threshold': lambda prob, portion, c, share: threshold_labels(prob, c.t
          'balanced': lambda prob, portion, c, share: balanced_labels(prob, portion),
          'prior': lambda prob, portion, c, share: prior_labels(prob, portion, share),
          'grow': lambda prob, portion, c, share: grown_labels(prob, portion),
+         'guarded': lambda prob, portion, c, share: grown_labels(prob, portion),   # + make()'s ceiling
          'none': lambda prob, portion, c, share: torch.full(prob.shape, L.IGNORE, dtype=torch.uint8)}
 
 
 def make(prob, own, rnd, c, source_share):
     """This round's pseudo-labels by the rule c.pseudo (RULES); with c.agree, pixels where the
-    networks' own votes (own [M, N, H, W] probabilities) are split are ignored too."""
+    networks' own votes (own [M, N, H, W] probabilities) are split are ignored too.
+
+    'guarded' is grown labels with the source labels' landslide share as a ceiling: in a round
+    where they would mark more of the target landslide than the source labels mark of theirs, the
+    class-balanced labels are taken instead. The source share is the one label-free prior on how
+    much landslide to expect; growth beyond it has so far meant spreading over look-alikes, and the
+    class-balanced labels, a share of the confident predictions, cannot spread (README, evidence).
+    -> (labels uint8 [N, H, W], a line for the log when the guard took the class-balanced labels)"""
     portion = min(0.5, c.portion + c.portion_step * rnd)      # CBST's schedule: grows each round
-    y = RULES[c.pseudo](prob, portion, c, source_share)
+    y, note = RULES[c.pseudo](prob, portion, c, source_share), None
+    if c.pseudo == 'guarded' and (grown := float((y == 1).float().mean())) > source_share:
+        note = (f'grown labels would mark {100 * grown:.2f} % of target pixels landslide, the source labels '
+                f'{100 * source_share:.2f} %: class-balanced labels this round')
+        y = balanced_labels(prob, portion)
     if c.agree:
         votes = (own >= 0.5).sum(0)
         y[(votes > 0) & (votes < len(own))] = L.IGNORE
-    return y
+    return y, note
 
 
 def signs(new, prev, prob, own, source_share, truth=None):

@@ -87,7 +87,8 @@ def parse_args(argv=None):
       help='pseudo-labels: probability between 1-threshold and threshold is ignored (else background)')
     a('--pseudo', choices=list(pseudo.RULES),
       help="pseudo-label rule: the paper's threshold, class-balanced (CBST), balanced with the source's landslide "
-      "share as prior, balanced grown over each predicted landslide, or none (all ignored: an ablation)")
+      "share as prior, balanced grown over each predicted landslide, grown up to the source's landslide share "
+      "(guarded), or none (all ignored: an ablation)")
     a('--portion', type=float, help='balanced/prior/grow: share of each class kept in round 0')
     a('--portion-step', type=float, help='balanced/prior/grow: the share grows by this each round (at most 0.5)')
     a('--warm-start', action=argparse.BooleanOptionalAction,
@@ -363,7 +364,9 @@ def finish_round(rnd, models, f1s, D, c, info, prev, log):
     entry['holdout'] = holdout_scores(models, D, c, dev := info['dev'])
     prob, own = predict(adapt_bn(models, [D['xt']], c, dev) if c.adabn else models, D['xt'], c, dev, each=True)
     src_share = info['source_share']
-    new = pseudo.make(prob, own, rnd, c, src_share)
+    new, note = pseudo.make(prob, own, rnd, c, src_share)
+    if note:
+        log(f'round {rnd}: {note}')
     masks = (prob >= 0.5).to(torch.uint8)
     entry['target'] = L.scores(*L.confusion(masks, D['yt'])) if D['yt'] is not None else None
     entry['pseudo'] = pseudo.signs(new, prev, prob, own, src_share, D['yt'])

@@ -37,7 +37,7 @@ def test_no_labels_rule_keeps_target_patches_in_the_batches_with_every_pixel_ign
     with pseudo-labels, but every pixel of them is ignored; --control leaves them out."""
     c = refine.parse_args(['--demo', '--pseudo', 'none', '--batch-size', '16', '--scale', '1'])
     prob = torch.rand(3, 128, 128)
-    y_t = pseudo.make(prob, prob[None], 1, c, 0.02)
+    y_t, _ = pseudo.make(prob, prob[None], 1, c, 0.02)
     assert y_t.shape == prob.shape and bool((y_t == L.IGNORE).all())
     D = toy_pools(4, 3)
     for control in (False, True):

@@ -116,7 +116,8 @@ ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--contr
         ('agree', ['--agree']), ('prior', ['--pseudo', 'prior']),      # run only when --arms names them
         ('no labels', ['--pseudo', 'none']), ('grow', ['--pseudo', 'grow']),
         ('half portion', ['--portion', '0.5', '--portion-step', '0']),   # as many labels as grow, not grown
-        ('guarded', ['--pseudo', 'guarded'])]             # grown, the source share as a ceiling
+        ('guarded', ['--pseudo', 'guarded']),             # grown, the source share as a ceiling
+        ('balanced', ['--pseudo', 'balanced'])]           # class-balanced: the default until 2026-11-27
 
 
 def bench_data(opts, seed):

@@ -4,9 +4,11 @@ whether the refinement is working. refine.py calls these once per round.
 The paper's rule: a target pixel is landslide where the three networks' mean probability is at
 least 0.7. Under 49 : 1 imbalance one threshold keeps nearly all background and few landslides;
 the errors are one-sided (missed landslides) and each round trained on them misses more.
-Class-balanced selection keeps the same top share of each class instead (the default); grown
-labels spread each of its landslide labels over the predicted landslide it lies in. The
-rules are compared in README (evidence); `python bench.py refinement` measures them.
+Class-balanced selection keeps the same top share of each class instead; grown labels spread
+each of its landslide labels over the predicted landslide it lies in; the default, 'guarded',
+grows them up to the source labels' landslide share and takes the class-balanced ones in a round
+that would exceed it (make). The rules are compared in README (evidence); `python bench.py
+refinement` measures them.
 
 Every function takes the ensemble's probability on the target, prob [N, H, W] float in [0, 1],
 and returns uint8 [N, H, W] labels in {0, 1, IGNORE}. None of them looks at target labels.

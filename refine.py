@@ -3,7 +3,8 @@
 round 0     train each network on the labelled source (TrainData), keep each one's best
             checkpoint on a held-out part of the source labels, average the networks'
             probabilities on the target images (predicted with the target's own BatchNorm
-            statistics, AdaBN), pseudo-label them (pseudo.py)
+            statistics, AdaBN), pseudo-label them (pseudo.py: class-balanced labels grown over
+            each predicted landslide, up to the source labels' landslide share)
 round 1..R  continue training the networks on source labels plus pseudo-labelled target images
             (each domain its own normalization; target at most half a batch), new pseudo-labels, ...
 The last round's masks (probability >= 0.5) are the submission. The paper's literal loop
@@ -43,7 +44,7 @@ DEFAULTS = dict(
     lr=1e-3, weight_decay=1e-4, colour=0.1,
     w_lovasz=1.0, w_ohem=1.0, ohem_thresh=0.7, ohem_min_kept=100_000,
     threshold=0.7, ignore_uncertain=True, target_frac=None, target_cap=0.5,
-    pseudo='balanced', portion=0.2, portion_step=0.1,    # pseudo-label rule (README: the rules)
+    pseudo='guarded', portion=0.2, portion_step=0.1,     # pseudo-label rule (README: the rules)
     warm_start=True, adabn=True, agree=False, control=False,   # --paper-rule: the paper's loop
     holdout=0.1, evals=10, separate_norm=True, device='auto', seed=0, compile=False, log_every=5.0)
 # --demo: a small synthetic dataset and CPU-sized settings (any flag given still wins)

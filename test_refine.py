@@ -82,7 +82,7 @@ def test_adabn_takes_the_batchnorm_statistics_from_the_images_given():
 
 def test_paper_rule_is_one_flag_away():
     d, p = refine.parse_args([]), refine.parse_args(['--paper-rule'])
-    assert (d.pseudo, d.warm_start, d.adabn) == ('balanced', True, True)
+    assert (d.pseudo, d.warm_start, d.adabn) == ('guarded', True, True)
     assert (p.pseudo, p.warm_start, p.adabn, p.agree, p.target_cap) == ('threshold', False, False, False, 1.0)
     assert refine.parse_args(['--paper-rule', '--warm-start']).warm_start        # a flag given still wins
 

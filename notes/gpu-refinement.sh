@@ -10,8 +10,10 @@
 # what the labels add over their batch slots at this size (EVIDENCE.md: where the control's lead comes from):
 #   ARMS='default control no-labels'
 # grown labels against the control at this size (EVIDENCE.md: At GPU size; run 2026-11-27 on aged scars
-# and shift 1.0, one script each, side by side; next: BENCH='shift 0.5' and BENCH='sensor only'):
+# and shift 1.0, one script each, side by side; the default arm then ran class-balanced labels):
 #   BENCH='older scars' ARMS='default grow control'
+# since 2026-11-27 the default arm runs grown labels with the source share as a ceiling; next, beside
+# the previous default: BENCH='shift 0.5' ARMS='default balanced control', and BENCH='sensor only'
 # the target's share at TestData's 19 % (EVIDENCE.md: where the control's lead comes from), in its own folder:
 #   ARMS=default R=runs/refinement-gpu-frac19 F='--width 64 --batch-size 16 --steps 300 --lr 1e-3 --device cuda --target-frac 0.19'
 set -u

@@ -90,8 +90,8 @@ def parse_args(argv=None):
       help="pseudo-label rule: the paper's threshold, class-balanced (CBST), balanced with the source's landslide "
       "share as prior, balanced grown over each predicted landslide, grown up to the source's landslide share "
       "(guarded), or none (all ignored: an ablation)")
-    a('--portion', type=float, help='balanced/prior/grow: share of each class kept in round 0')
-    a('--portion-step', type=float, help='balanced/prior/grow: the share grows by this each round (at most 0.5)')
+    a('--portion', type=float, help='balanced/prior/grow/guarded: share of each class kept in round 0')
+    a('--portion-step', type=float, help='balanced/prior/grow/guarded: the share grows by this each round (at most 0.5)')
     a('--warm-start', action=argparse.BooleanOptionalAction,
       help='rounds >= 1 continue each network from its previous-round weights instead of from scratch')
     a('--control', action='store_true', default=None,

@@ -370,7 +370,7 @@ def finish_round(rnd, models, f1s, D, c, info, prev, log):
         log(f'round {rnd}: {note}')
     masks = (prob >= 0.5).to(torch.uint8)
     entry['target'] = L.scores(*L.confusion(masks, D['yt'])) if D['yt'] is not None else None
-    entry['pseudo'] = pseudo.signs(new, prev, prob, own, src_share, D['yt'])
+    entry['pseudo'] = pseudo.signs(new, prev, prob, own, src_share, D['yt']) | {'ceiling': note is not None}
     for w in pseudo.label_free_warnings(entry['pseudo'], src_share, c.pseudo):
         log(f'warning: round {rnd} {w}')
     L.write_masks(os.path.join(rdir, 'pseudo'), info['files'], new.numpy())

@@ -138,6 +138,7 @@ def test_end_to_end_submission(tiny, tmp_path):
     assert [e['round'] for e in metrics['rounds']] == [0, 1]
     r1 = metrics['rounds'][1]
     assert r1['target'] is not None and 0 <= r1['pseudo']['changed'] <= 1
+    assert all(isinstance(e['pseudo']['ceiling'], bool) for e in metrics['rounds'])   # the default's ceiling, recorded
     report = open(tmp_path / 'run/report.md').read()
     pictures = re.findall(r'\]\((\w+\.png)\)', report)
     assert len(pictures) >= 2

@@ -7,7 +7,7 @@ the errors are one-sided (missed landslides) and each round trained on them miss
 Class-balanced selection keeps the same top share of each class instead; grown labels spread
 each of its landslide labels over the predicted landslide it lies in; the default, 'guarded',
 grows them up to the source labels' landslide share and takes the class-balanced ones in a round
-that would exceed it (make). The rules are compared in README (evidence); `python bench.py
+that would exceed it. The rules are compared in README (evidence); `python bench.py
 refinement` measures them.
 
 Every function takes the ensemble's probability on the target, prob [N, H, W] float in [0, 1],
@@ -57,14 +57,14 @@ def prior_labels(prob, portion, share):
     return y
 
 
-def grown_labels(prob, portion):
-    """Balanced selection, then each landslide label spread to every pixel connected to it
-    (8 neighbours) that the ensemble predicts landslide (prob >= 0.5): seeded region growing
-    (hysteresis, as DSRG grows seeds: Huang et al., CVPR 2018). A landslide is one object, so a
-    confident core vouches for the less confident rest of its predicted extent, which the networks
-    have yet to learn; predicted blobs without a confident pixel stay ignored. Background as in
-    balanced_labels."""
-    y = balanced_labels(prob, portion)
+def grown_labels(prob, portion, balanced=None):
+    """Balanced selection (or the labels `balanced` already made by it), then each landslide label
+    spread to every pixel connected to it (8 neighbours) that the ensemble predicts landslide
+    (prob >= 0.5): seeded region growing (hysteresis, as DSRG grows seeds: Huang et al., CVPR
+    2018). A landslide is one object, so a confident core vouches for the less confident rest of
+    its predicted extent, which the networks have yet to learn; predicted blobs without a
+    confident pixel stay ignored. Background as in balanced_labels."""
+    y = (balanced_labels(prob, portion) if balanced is None else balanced).clone()
     inside, grown = prob >= 0.5, (y == 1)
     while True:
         step = F.max_pool2d(grown[:, None].float(), 3, 1, 1)[:, 0].bool() & inside
@@ -75,33 +75,38 @@ def grown_labels(prob, portion):
     return y
 
 
-# every rule by its --pseudo name, called as rule(prob, portion, c, source_share); 'none' ignores every
-# pixel: the target patches still fill their share of each batch, but no loss counts them (an
-# ablation: what the labels add over the batches they come in)
-RULES = {'threshold': lambda prob, portion, c, share: threshold_labels(prob, c.threshold, c.ignore_uncertain),
-         'balanced': lambda prob, portion, c, share: balanced_labels(prob, portion),
-         'prior': lambda prob, portion, c, share: prior_labels(prob, portion, share),
-         'grow': lambda prob, portion, c, share: grown_labels(prob, portion),
-         'guarded': lambda prob, portion, c, share: grown_labels(prob, portion),   # + make()'s ceiling
-         'none': lambda prob, portion, c, share: torch.full(prob.shape, L.IGNORE, dtype=torch.uint8)}
+def guarded_labels(prob, portion, share):
+    """Grown labels with the source labels' landslide share as a ceiling (the default): in a round
+    where they would mark more of the target landslide than the source labels mark of theirs
+    (share), the class-balanced labels instead. The source share is the one label-free prior on
+    how much landslide to expect; growth beyond it has so far meant spreading over look-alikes,
+    and the class-balanced labels, a share of the confident predictions, cannot spread (README,
+    evidence). -> (labels, a line for the log when the ceiling took the class-balanced labels)"""
+    balanced = balanced_labels(prob, portion)
+    y = grown_labels(prob, portion, balanced)
+    if (grown := float((y == 1).float().mean())) <= share:
+        return y, None
+    return balanced, (f'grown labels would mark {100 * grown:.2f} % of target pixels landslide, the source '
+                      f'labels {100 * share:.2f} %: class-balanced labels this round')
+
+
+# every rule by its --pseudo name, called as rule(prob, portion, c, source_share) -> (labels, note for
+# the log or None); 'none' ignores every pixel: the target patches still fill their share of each
+# batch, but no loss counts them (an ablation: what the labels add over the batches they come in)
+RULES = {'threshold': lambda prob, portion, c, share: (threshold_labels(prob, c.threshold, c.ignore_uncertain), None),
+         'balanced': lambda prob, portion, c, share: (balanced_labels(prob, portion), None),
+         'prior': lambda prob, portion, c, share: (prior_labels(prob, portion, share), None),
+         'grow': lambda prob, portion, c, share: (grown_labels(prob, portion), None),
+         'guarded': lambda prob, portion, c, share: guarded_labels(prob, portion, share),
+         'none': lambda prob, portion, c, share: (torch.full(prob.shape, L.IGNORE, dtype=torch.uint8), None)}
 
 
 def make(prob, own, rnd, c, source_share):
     """This round's pseudo-labels by the rule c.pseudo (RULES); with c.agree, pixels where the
     networks' own votes (own [M, N, H, W] probabilities) are split are ignored too.
-
-    'guarded' is grown labels with the source labels' landslide share as a ceiling: in a round
-    where they would mark more of the target landslide than the source labels mark of theirs, the
-    class-balanced labels are taken instead. The source share is the one label-free prior on how
-    much landslide to expect; growth beyond it has so far meant spreading over look-alikes, and the
-    class-balanced labels, a share of the confident predictions, cannot spread (README, evidence).
-    -> (labels uint8 [N, H, W], a line for the log when the guard took the class-balanced labels)"""
+    -> (labels uint8 [N, H, W], the rule's line for the log or None)"""
     portion = min(0.5, c.portion + c.portion_step * rnd)      # CBST's schedule: grows each round
-    y, note = RULES[c.pseudo](prob, portion, c, source_share), None
-    if c.pseudo == 'guarded' and (grown := float((y == 1).float().mean())) > source_share:
-        note = (f'grown labels would mark {100 * grown:.2f} % of target pixels landslide, the source labels '
-                f'{100 * source_share:.2f} %: class-balanced labels this round')
-        y = balanced_labels(prob, portion)
+    y, note = RULES[c.pseudo](prob, portion, c, source_share)
     if c.agree:
         votes = (own >= 0.5).sum(0)
         y[(votes > 0) & (votes < len(own))] = L.IGNORE

@@ -366,12 +366,10 @@ def finish_round(rnd, models, f1s, D, c, info, prev, log):
     prob, own = predict(adapt_bn(models, [D['xt']], c, dev) if c.adabn else models, D['xt'], c, dev, each=True)
     src_share = info['source_share']
     new, note = pseudo.make(prob, own, rnd, c, src_share)
-    if note:
-        log(f'round {rnd}: {note}')
     masks = (prob >= 0.5).to(torch.uint8)
     entry['target'] = L.scores(*L.confusion(masks, D['yt'])) if D['yt'] is not None else None
     entry['pseudo'] = pseudo.signs(new, prev, prob, own, src_share, D['yt']) | {'ceiling': note is not None}
-    for w in pseudo.label_free_warnings(entry['pseudo'], src_share, c.pseudo):
+    for w in [note] * bool(note) + pseudo.label_free_warnings(entry['pseudo'], src_share, c.pseudo):
         log(f'warning: round {rnd} {w}')
     L.write_masks(os.path.join(rdir, 'pseudo'), info['files'], new.numpy())
     L.write_masks(os.path.join(rdir, 'masks'), info['files'], masks.numpy())

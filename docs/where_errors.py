@@ -6,7 +6,7 @@ with its cover map (checked against the stored masks). Reads the target masks of
 `bench.py refinement` runs; target labels serve this report only. Also counts the round-0
 pseudo-labels that mark background as landslide.
 
-    python notes/where_errors.py [runs/refinement] [--arms default control] [--round 2]
+    python docs/where_errors.py [runs/refinement] [--arms default control] [--round 2]
 """
 import argparse
 import glob
@@ -28,7 +28,8 @@ def where(pred, truth, slope, rock):
     """pred, truth: uint8 [N, H, W]; slope: float [N, H, W] in degrees; rock: bool [N, H, W]
     (outcrops) or None. -> dict of pixel counts"""
     g = torch.from_numpy(truth[:, None].astype(np.float32))
-    near = (F.max_pool2d(g, 7, 1, 3)[:, 0].numpy() > 0) & (truth == 0)   # within 3 px of a landslide
+    # within 3 pixels of a landslide
+    near = (F.max_pool2d(g, 7, 1, 3)[:, 0].numpy() > 0) & (truth == 0)
     fp, steep = (pred == 1) & (truth == 0), slope > 20
     out = {'fp near': int((fp & near).sum()), 'fp far, steep': int((fp & ~near & steep).sum())}
     if rock is not None:
@@ -42,11 +43,13 @@ def outcrops(tag, truth):
     truth: uint8 [N, H, W], the stored masks. -> bool [N, H, W], or None where the draws do not
     give back the stored masks (a dataset the benchmark did not write)"""
     seed = int(tag.rsplit('-seed', 1)[1])
-    opts = next((o for bname, o, *_ in bench.BENCHMARKS if bench.bench_tag(bname, seed) == tag), None)
+    opts = next((o for bname, o, *_ in bench.BENCHMARKS
+                 if bench.bench_tag(bname, seed) == tag), None)
     if opts is None:
         return None
     kw = bench.bench_data(opts, seed)
-    drawn = list(synthetic.split_patches('test', len(truth), kw['shift'], kw['seed'], kw.get('kind', 'all'), True))
+    drawn = list(synthetic.split_patches('test', len(truth), kw['shift'], kw['seed'],
+                                         kw.get('kind', 'all'), True))
     if not np.array_equal(np.stack([d[1] for d in drawn]), truth):
         return None
     return np.stack([d[2] for d in drawn]) == synthetic.COVER.index('rock')
@@ -61,25 +64,30 @@ def main():
     for data in sorted(glob.glob(os.path.join(a.out, 'data-*'))):
         tag = os.path.basename(data)[len('data-'):]
         runs = {arm: os.path.join(a.out, f'{arm}-{tag}') for arm in a.arms}
-        if not all(os.path.isdir(os.path.join(r, f'round{a.round}', 'masks')) for r in runs.values()):
+        masks = [os.path.join(r, f'round{a.round}', 'masks') for r in runs.values()]
+        if not all(os.path.isdir(m) for m in masks):
             continue
         _, images, truths = L.list_split(data, 'test')
         names = [L.mask_name(p) for p in images]
         truth = L.load_masks(truths).numpy()
         slope = np.stack([L.read_image(p)[..., L.SPECTRAL] for p in images])
         first = []
-        for n in names:                                   # pseudo-labels hold IGNORE too: read as stored
-            with h5py.File(os.path.join(next(iter(runs.values())), 'round0', 'pseudo', n), 'r') as f:
+        first = next(iter(runs.values()))
+        for n in names:                           # pseudo-labels hold IGNORE too: read as stored
+            with h5py.File(os.path.join(first, 'round0', 'pseudo', n), 'r') as f:
                 first.append(f['mask'][()])
         first = np.stack(first)
         rock = outcrops(tag, truth)
         print(f'{tag}: round-0 pseudo-labels mark {int((first == 1).sum())} pixels landslide, '
               f'{int(((first == 1) & (truth == 0)).sum())} of them background' +
-              ('' if rock is not None else '; outcrops unknown (not a dataset the generator draws again)'))
+              ('' if rock is not None else '; outcrops unknown (not a dataset the generator draws '
+                                           'again)'))
         for arm, run in runs.items():
-            pred = L.load_masks([os.path.join(run, f'round{a.round}', 'masks', n) for n in names]).numpy()
+            paths = [os.path.join(run, f'round{a.round}', 'masks', n) for n in names]
+            pred = L.load_masks(paths).numpy()
             counts = where(pred, truth, slope, rock)
-            print(f'  {arm:10s} round {a.round}: ' + ', '.join(f'{k} {v}' for k, v in counts.items()))
+            cells = ', '.join(f'{k} {v}' for k, v in counts.items())
+            print(f'  {arm:10s} round {a.round}: {cells}')
 
 
 if __name__ == '__main__':

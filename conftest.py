@@ -11,8 +11,8 @@ import torch
 import synthetic
 import refine
 
-TINY = ['--width', '4', '--scale', '2', '--steps', '3', '--batch-size', '4', '--evals', '1',
-        '--ohem-min-kept', '256', '--device', 'cpu']
+TINY = ['--demo', '--width', '4', '--scale', '2', '--steps', '3', '--batch-size', '4',
+        '--evals', '1', '--device', 'cpu']
 
 
 @pytest.fixture(scope='session')

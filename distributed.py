@@ -51,7 +51,8 @@ def wrap(model, dev):
     """The model as DistributedDataParallel when there are several processes."""
     if not active():
         return model
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev] if dev.type == 'cuda' else None)
+    ids = [dev] if dev.type == 'cuda' else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def broadcast(t):
@@ -75,6 +76,24 @@ def identical_weights(model):
     digests = [None] * world()
     dist.all_gather_object(digests, h.hexdigest())
     return len(set(digests)) == 1
+
+
+def check_identical(model, what, log):
+    """After training under torchrun: raise unless every process ends with the same weights
+    (what names the training in the message); log that they do."""
+    if not active():
+        return
+    if not identical_weights(model):
+        raise RuntimeError(f'{what}: the processes ended training with different weights')
+    log(f'{what} weights identical on all {world()} processes')
+
+
+def share(t, shape, dev):
+    """Rank 0's uint8 tensor t on every process, on dev; the others pass None and say its
+    shape. -> tensor"""
+    if t is None:
+        t = torch.empty(shape, dtype=torch.uint8)
+    return broadcast(t.to(dev))
 
 
 def finish():

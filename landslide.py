@@ -1,6 +1,5 @@
-"""Landslide4Sense data: reading and checking, a synthetic generator with a domain shift,
-separated normalization (paper §2.1), augmentation, scale promotion (§2.1), metrics (§3) and
-writing masks in the competition format.
+"""Landslide4Sense data: reading and checking, separated normalization (paper §2.1),
+augmentation, scale promotion (§2.1), metrics (§3) and writing masks in the competition format.
 
 Layout (one 128x128 patch per HDF5 file, paired by the number N):
     <root>/TrainData/img/image_N.h5    dataset 'img'  : 128 x 128 x 14 float
@@ -8,9 +7,7 @@ Layout (one 128x128 patch per HDF5 file, paired by the number N):
     <root>/ValidData/..., <root>/TestData/...          (masks optional)
 Bands: 0-11 Sentinel-2 B1-B12, 12 slope, 13 DEM.
 
-Make a synthetic dataset in that layout, or one whole synthetic scene (synthetic.py):
-    python landslide.py synth data/ --train 400 --valid 60 --test 120 --shift 1.0
-    python landslide.py synth-scene scenes/ --size 2048 --shift 1.0 --seed 0
+synthetic.py writes data in this layout: python synthetic.py synth data/ --shift 1.0
 """
 import json
 import os
@@ -26,12 +23,23 @@ import torch.nn.functional as F
 SIZE, BANDS, SPECTRAL = 128, 14, 12          # patch side, all bands, Sentinel-2 bands
 SPLITS = {'train': 'TrainData', 'valid': 'ValidData', 'test': 'TestData'}
 IGNORE = 255                                 # label value that no loss counts
+GEO_INSTALL = 'pip install -r requirements-geo.txt'   # the optional GeoTIFF extra
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
 class DataError(Exception):
     """Bad input. The message is one line that names the file and what is wrong."""
+
+
+def rasterio_for(path):
+    """Import rasterio only when a GeoTIFF is in play; say how to install it when missing."""
+    try:
+        import rasterio
+        return rasterio
+    except ImportError:
+        raise DataError(f'{path}: GeoTIFF needs the optional rasterio package, which is not '
+                        f"installed: {GEO_INSTALL}")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -68,13 +76,15 @@ def _read(path, key, shape, load=True):
     try:
         with h5py.File(path, 'r') as f:
             if key not in f:
-                raise DataError(f"{path}: no dataset '{key}' (found: {', '.join(f.keys()) or 'none'})")
+                raise DataError(f"{path}: no dataset '{key}' (found: "
+                                f"{', '.join(f.keys()) or 'none'})")
             d = f[key]
             if d.shape != shape:
                 raise DataError(f"{path}: '{key}' has shape {d.shape}, expected {shape}")
             return d[()] if load else None
     except OSError as e:
-        raise DataError(f'{path}: not a readable HDF5 file, truncated or corrupt? ({e.__class__.__name__})')
+        raise DataError(f'{path}: not a readable HDF5 file, truncated or corrupt? '
+                        f'({e.__class__.__name__})')
 
 
 def read_image(path):
@@ -87,7 +97,8 @@ def read_mask(path):
     m = _read(path, 'mask', (SIZE, SIZE))
     bad = (m != 0) & (m != 1)
     if bad.any():
-        raise DataError(f'{path}: mask values must be 0 or 1, found {np.unique(m[bad])[:5].tolist()}')
+        raise DataError(f'{path}: mask values must be 0 or 1, found '
+                        f'{np.unique(m[bad])[:5].tolist()}')
     return m.astype(np.uint8)
 
 
@@ -102,7 +113,7 @@ def check_split(root, split):
     return ids, ipaths, mpaths
 
 
-# ----------------------------------------------------------------------------- separated normalization
+# ---------------------------------------------------------------------- separated normalization
 
 class StatsAccumulator:
     """Per-band mean and std in one streaming float64 pass (Chan's pairwise update); NaN/Inf
@@ -196,7 +207,8 @@ def promote(x, scale, y=None):
         return x, y
     x = F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False)
     if y is not None:
-        y = F.interpolate(y[:, None].float(), scale_factor=scale, mode='nearest')[:, 0].to(torch.uint8)
+        y = F.interpolate(y[:, None].float(), scale_factor=scale, mode='nearest')
+        y = y[:, 0].to(torch.uint8)
     return x, y
 
 
@@ -304,12 +316,3 @@ def write_zip(path, folder):
                 z.write(os.path.join(folder, f), arcname=f)
     atomic_write(path, w)
 
-
-def main(argv=None):
-    """`python landslide.py synth ...` and `synth-scene ...`: the generator's command line."""
-    import synthetic
-    synthetic.main(argv)
-
-
-if __name__ == '__main__':
-    main()

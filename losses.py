@@ -58,7 +58,8 @@ def lovasz_hinge(logits, labels, per_image=True, ignore=None):
     gts = gt.sum(1)[row]
     jaccard = 1 - (gts - cum_gt).to(e.dtype) / (gts + k - cum_gt).to(e.dtype)
     prev = torch.cat([jaccard.new_zeros(1), jaccard[:-1]]).masked_fill(k == 1, 0)
-    total = torch.cat([e.new_zeros(1, dtype=torch.float64), (e * (jaccard - prev)).double().cumsum(0)])
+    total = torch.cat([e.new_zeros(1, dtype=torch.float64),
+                       (e * (jaccard - prev)).double().cumsum(0)])
     ends = counts.cumsum(0)                                      # row sums from one float64 cumsum
     return (total[ends] - total[ends - counts]).mean().to(logits.dtype)
 

@@ -22,8 +22,10 @@ class DoubleConv(nn.Module):
     def __init__(self, cin, cout):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True))
 
     def forward(self, x):
         return self.net(x)
@@ -36,7 +38,8 @@ class ResBlock(nn.Module):
     def __init__(self, cin, cout):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
             nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout))
         self.skip = nn.Identity() if cin == cout else nn.Sequential(
             nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
@@ -129,4 +132,5 @@ def build_model(name, width=64):
 if __name__ == '__main__':
     for name in MODELS:
         m = build_model(name)
-        print(f'{name:8s} {sum(p.numel() for p in m.parameters()) / 1e6:6.2f} M parameters (width 64)')
+        print(f'{name:8s} {sum(p.numel() for p in m.parameters()) / 1e6:6.2f} M parameters (width '
+              '64)')

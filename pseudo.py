@@ -7,8 +7,8 @@ the errors are one-sided (missed landslides) and each round trained on them miss
 Class-balanced selection keeps the same top share of each class instead; grown labels spread
 each of its landslide labels over the predicted landslide it lies in; the default, 'guarded',
 grows them up to the source labels' landslide share and takes the class-balanced ones in a round
-that would exceed it. The rules are compared in README (evidence); `python bench.py
-refinement` measures them.
+that would exceed it. docs/evidence.md compares the rules; `python bench.py refinement`
+measures them.
 
 Every function takes the ensemble's probability on the target, prob [N, H, W] float in [0, 1],
 and returns uint8 [N, H, W] labels in {0, 1, IGNORE}. None of them looks at target labels.
@@ -44,19 +44,6 @@ def balanced_labels(prob, portion):
     return y
 
 
-def prior_labels(prob, portion, share):
-    """Balanced selection with a prior on how much landslide to expect: background as in
-    balanced_labels; landslide = the `portion` x `share` x pixels most probable pixels, share
-    being the source labels' landslide share (so a network that under-predicts the target still
-    hands the next round landslide labels)."""
-    y = balanced_labels(prob, portion)
-    y[y == 1] = L.IGNORE
-    k = int(portion * share * prob.numel())
-    if k:
-        y[prob >= prob.flatten().kthvalue(prob.numel() - k + 1).values] = 1
-    return y
-
-
 def grown_labels(prob, portion, balanced=None):
     """Balanced selection (or the labels `balanced` already made by it), then each landslide label
     spread to every pixel connected to it (8 neighbours) that the ensemble predicts landslide
@@ -80,37 +67,36 @@ def guarded_labels(prob, portion, share):
     where they would mark more of the target landslide than the source labels mark of theirs
     (share), the class-balanced labels instead. The source share is the one label-free prior on
     how much landslide to expect; growth beyond it has so far meant spreading over look-alikes,
-    and the class-balanced labels, a share of the confident predictions, cannot spread (README,
-    evidence). -> (labels, a line for the log when the ceiling took the class-balanced labels)"""
+    and the class-balanced labels, a share of the confident predictions, cannot spread
+    (docs/evidence.md). -> (labels, a line for the log when the ceiling took the class-balanced
+    labels, or None)"""
     balanced = balanced_labels(prob, portion)
     y = grown_labels(prob, portion, balanced)
-    if (grown := float((y == 1).float().mean())) <= share:
+    grown = float((y == 1).float().mean())
+    if grown <= share:
         return y, None
-    return balanced, (f'grown labels would mark {100 * grown:.2f} % of target pixels landslide, the source '
-                      f'labels {100 * share:.2f} %: class-balanced labels this round')
+    return balanced, (f'grown labels would mark {100 * grown:.2f} % of target pixels landslide, '
+                      f'the source labels {100 * share:.2f} %: class-balanced labels this round')
 
 
-# every rule by its --pseudo name, called as rule(prob, portion, c, source_share) -> (labels, note for
-# the log or None); 'none' ignores every pixel: the target patches still fill their share of each
-# batch, but no loss counts them (an ablation: what the labels add over the batches they come in)
-RULES = {'threshold': lambda prob, portion, c, share: (threshold_labels(prob, c.threshold, c.ignore_uncertain), None),
-         'balanced': lambda prob, portion, c, share: (balanced_labels(prob, portion), None),
-         'prior': lambda prob, portion, c, share: (prior_labels(prob, portion, share), None),
-         'grow': lambda prob, portion, c, share: (grown_labels(prob, portion), None),
-         'guarded': lambda prob, portion, c, share: guarded_labels(prob, portion, share),
-         'none': lambda prob, portion, c, share: (torch.full(prob.shape, L.IGNORE, dtype=torch.uint8), None)}
+RULES = ('guarded', 'balanced', 'grow', 'threshold', 'none')    # --pseudo's choices
 
 
-def make(prob, own, rnd, c, source_share):
-    """This round's pseudo-labels by the rule c.pseudo (RULES); with c.agree, pixels where the
-    networks' own votes (own [M, N, H, W] probabilities) are split are ignored too.
-    -> (labels uint8 [N, H, W], the rule's line for the log or None)"""
-    portion = min(0.5, c.portion + c.portion_step * rnd)      # CBST's schedule: grows each round
-    y, note = RULES[c.pseudo](prob, portion, c, source_share)
-    if c.agree:
-        votes = (own >= 0.5).sum(0)
-        y[(votes > 0) & (votes < len(own))] = L.IGNORE
-    return y, note
+def make(prob, rnd, c, source_share):
+    """This round's pseudo-labels by the rule c.pseudo. The class-balanced share of each class
+    grows each round (CBST's schedule). 'none' ignores every pixel: the target patches still fill
+    their share of each batch, but no loss counts them (an ablation: what the labels add over
+    the batches they come in). -> (labels uint8 [N, H, W], a line for the log or None)"""
+    portion = min(0.5, c.portion + c.portion_step * rnd)
+    if c.pseudo == 'guarded':
+        return guarded_labels(prob, portion, source_share)
+    if c.pseudo == 'balanced':
+        return balanced_labels(prob, portion), None
+    if c.pseudo == 'grow':
+        return grown_labels(prob, portion), None
+    if c.pseudo == 'threshold':
+        return threshold_labels(prob, c.threshold, c.ignore_uncertain), None
+    return torch.full(prob.shape, L.IGNORE, dtype=torch.uint8), None
 
 
 def signs(new, prev, prob, own, source_share, truth=None):
@@ -123,7 +109,8 @@ def signs(new, prev, prob, own, source_share, truth=None):
     pos = float((new == 1).float().mean())
     s = {'positive': pos, 'ignored': float((new == L.IGNORE).float().mean()),
          'changed': None if prev is None else float((new != prev).float().mean()),
-         'vs_source': pos / max(source_share, 1e-12), 'predicted_positive': float((prob >= 0.5).float().mean()),
+         'vs_source': pos / max(source_share, 1e-12),
+         'predicted_positive': float((prob >= 0.5).float().mean()),
          'agreement': float((votes == len(own)).sum() / max(int((votes > 0).sum()), 1))}
     if truth is not None:
         gt = truth.bool()
@@ -138,15 +125,19 @@ def label_free_warnings(s, source_share, rule):
     labels' landslide share. Too little landslide predicted (under half the source's): each
     round trained on it may lose more recall (the paper's threshold on small networks). More
     landslide labelled than the source holds: unless the target is known to hold more, the
-    labels are spreading over look-alikes (grown labels on CPU-sized networks, README). -> [str]"""
-    what, share = ('pseudo-labels', s['positive']) if rule == 'threshold' else \
-        ('predictions', s['predicted_positive'])               # balanced keeps a share of predictions
+    labels are spreading over look-alikes (grown labels on CPU-sized networks,
+    docs/evidence.md). -> [str]"""
+    if rule == 'threshold':
+        what, share = 'pseudo-labels', s['positive']
+    else:                                       # the balanced rules keep a share of predictions
+        what, share = 'predictions', s['predicted_positive']
     src, out = 100 * source_share, []
     if share < source_share / 2:
         out.append(f'{what} mark {100 * share:.2f} % of target pixels landslide, the source labels '
-                   f'{src:.2f} %: refinement may erode recall (README, evidence)')
+                   f'{src:.2f} %: refinement may erode recall (docs/evidence.md)')
     if s['positive'] > source_share:
-        out.append(f'pseudo-labels mark {100 * s["positive"]:.2f} % of target pixels landslide, more '
+        out.append(f'pseudo-labels mark {100 * s["positive"]:.2f} % of target pixels landslide, '
+                   'more '
                    f'than the source labels ({src:.2f} %): unless the target holds more landslide, '
-                   f'they are spreading over look-alikes (README, evidence)')
+                   f'they are spreading over look-alikes (docs/evidence.md)')
     return out

@@ -5,28 +5,22 @@ single-band uint8 outputs written band by band under a temporary name, renamed w
 
 Formats, by extension: GeoTIFF (.tif, .tiff; 14 raster bands, through rasterio, an optional
 extra: pip install -r requirements-geo.txt), HDF5 (.h5, .hdf5; dataset 'img', H x W x 14) and
-NumPy (.npy, H x W x 14, read row band by row band). Used by predict.py and `landslide.py synth-scene`.
+NumPy (.npy, H x W x 14, read row band by row band). Used by predict.py. A Sentinel-2 product
+and a DEM become such a scene with sentinel2.py:
+
+    python scene.py stack PRODUCT.SAFE --dem DEM.tif --out scene.tif
 """
+import argparse
 import os
+import sys
 
 import h5py
 import numpy as np
 
 import landslide as L
 
-GEO_INSTALL = 'pip install -r requirements-geo.txt'
 FORMATS = {'.tif': 'tif', '.tiff': 'tif', '.h5': 'h5', '.hdf5': 'h5', '.npy': 'npy'}
 NODATA_OUT = 255                                  # the no-data value of every output
-
-
-def rasterio_for(path):
-    """Import rasterio only when a GeoTIFF is in play; say how to install it when missing."""
-    try:
-        import rasterio
-        return rasterio
-    except ImportError:
-        raise L.DataError(f'{path}: GeoTIFF needs the optional rasterio package, which is not '
-                          f'installed: {GEO_INSTALL}')
 
 
 class Scene:
@@ -43,33 +37,40 @@ class Scene:
             raise L.DataError(f'{path}: scene not found')
         try:
             if self.fmt == 'tif':
-                self._f = rasterio_for(path).open(path)
+                self._f = L.rasterio_for(path).open(path)
                 shape = (self._f.height, self._f.width, self._f.count)
-                self.crs, self.transform, self.nodata = self._f.crs, self._f.transform, self._f.nodata
+                self.crs, self.transform = self._f.crs, self._f.transform
+                self.nodata = self._f.nodata
             elif self.fmt == 'h5':
                 self._h5 = h5py.File(path, 'r')
                 if 'img' not in self._h5:
-                    raise L.DataError(f"{path}: no dataset 'img' (found: {', '.join(self._h5.keys()) or 'none'})")
+                    raise L.DataError(f"{path}: no dataset 'img' (found: "
+                                      f"{', '.join(self._h5.keys()) or 'none'})")
                 self._f = self._h5['img']
                 shape = self._f.shape
             else:                                 # read rows with plain reads: memory stays
                 with open(path, 'rb') as f:       # bounded (a memory map's pages count as resident)
                     version = np.lib.format.read_magic(f)
-                    shape, fortran, self._dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                                   else np.lib.format.read_array_header_2_0)(f)
+                    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, fortran, self._dtype = header(f)
                     self._offset = f.tell()
                 need = self._offset + int(np.prod(shape)) * self._dtype.itemsize
                 if fortran or os.path.getsize(path) < need:
-                    raise L.DataError(f'{path}: truncated or Fortran-ordered .npy ({os.path.getsize(path)} bytes, '
+                    raise L.DataError(f'{path}: truncated or Fortran-ordered .npy '
+                                      f'({os.path.getsize(path)} bytes, '
                                       f'{need} expected in C order)')
         except L.DataError:
             raise
         except Exception as e:                    # rasterio, h5py and numpy each say it their way
-            raise L.DataError(f'{path}: not a readable scene, truncated or corrupt? ({e.__class__.__name__})')
+            raise L.DataError(f'{path}: not a readable scene, truncated or corrupt? '
+                              f'({e.__class__.__name__})')
         if len(shape) != 3 or shape[2] != L.BANDS:
-            raise L.DataError(f'{path}: expected H x W x {L.BANDS} bands (B1-B12, slope, DEM), got shape {shape}')
+            raise L.DataError(f'{path}: expected H x W x {L.BANDS} bands (B1-B12, slope, DEM), got '
+                              f'shape {shape}')
         if min(shape[:2]) < L.SIZE:
-            raise L.DataError(f'{path}: scene is {shape[0]} x {shape[1]}, smaller than one {L.SIZE} x {L.SIZE} window')
+            raise L.DataError(f'{path}: scene is {shape[0]} x {shape[1]}, smaller than one '
+                              f'{L.SIZE} x {L.SIZE} window')
         self.H, self.W = int(shape[0]), int(shape[1])
 
     def rows(self, a, b):
@@ -77,14 +78,17 @@ class Scene:
         try:
             if self.fmt == 'tif':
                 from rasterio.windows import Window
-                return self._f.read(window=Window(0, a, self.W, b - a)).transpose(1, 2, 0).astype(np.float32)
+                x = self._f.read(window=Window(0, a, self.W, b - a))
+                return x.transpose(1, 2, 0).astype(np.float32)
             if self.fmt == 'npy':
                 n = (b - a) * self.W * L.BANDS
-                x = np.fromfile(self.path, self._dtype, n, offset=self._offset + a * self.W * L.BANDS * self._dtype.itemsize)
+                at = self._offset + a * self.W * L.BANDS * self._dtype.itemsize
+                x = np.fromfile(self.path, self._dtype, n, offset=at)
                 return x.reshape(b - a, self.W, L.BANDS).astype(np.float32, copy=False)
             return np.asarray(self._f[a:b], dtype=np.float32)
         except Exception as e:
-            raise L.DataError(f'{self.path}: rows {a}-{b} unreadable, truncated or corrupt? ({e.__class__.__name__})')
+            raise L.DataError(f'{self.path}: rows {a}-{b} unreadable, truncated or corrupt? '
+                              f'({e.__class__.__name__})')
 
     def close(self):
         if self.fmt != 'npy':
@@ -115,15 +119,18 @@ class Writer:
 
     def __init__(self, path, scene, key):
         self.path, self.fmt = path, scene.fmt
-        self.tmp = os.path.join(os.path.dirname(path), f'.{os.path.basename(path)}.{os.getpid()}.tmp')
+        name = f'.{os.path.basename(path)}.{os.getpid()}.tmp'
+        self.tmp = os.path.join(os.path.dirname(path), name)
         H, W = scene.H, scene.W
         if self.fmt == 'tif':
-            self._f = rasterio_for(path).open(
-                self.tmp, 'w', driver='GTiff', height=H, width=W, count=1, dtype='uint8', crs=scene.crs,
+            self._f = L.rasterio_for(path).open(
+                self.tmp, 'w', driver='GTiff', height=H, width=W, count=1, dtype='uint8',
+                crs=scene.crs,
                 transform=scene.transform, nodata=NODATA_OUT, compress='deflate')
         elif self.fmt == 'h5':
             self._h5 = h5py.File(self.tmp, 'w')
-            self._f = self._h5.create_dataset(key, (H, W), np.uint8, chunks=(min(H, 256), min(W, 256)),
+            chunks = (min(H, 256), min(W, 256))
+            self._f = self._h5.create_dataset(key, (H, W), np.uint8, chunks=chunks,
                                               compression='gzip')
         else:
             self._f = np.lib.format.open_memmap(self.tmp, 'w+', np.uint8, (H, W))
@@ -156,29 +163,40 @@ class Writer:
             self._f = None
 
 
-def write_scene(out, img, mask, crs='EPSG:32645', origin=(500000.0, 3100000.0), pixel=10.0):
-    """Write a synthetic scene as out/scene.h5 ('img' H x W x 14 float32, 'mask' H x W uint8) and,
-    when rasterio is installed, out/scene.tif (14 bands) and out/scene_mask.tif, georeferenced in
-    `crs` (default UTM 45N) at `pixel` metres from `origin`. -> list of paths written"""
-    os.makedirs(out, exist_ok=True)
-
-    def h5(tmp):
-        with h5py.File(tmp, 'w') as f:
-            f.create_dataset('img', data=img, chunks=(min(256, img.shape[0]), min(256, img.shape[1]), L.BANDS))
-            f.create_dataset('mask', data=mask)
-    paths = [os.path.join(out, 'scene.h5')]
-    L.atomic_write(paths[0], h5)
+def main(argv=None):
+    """`python scene.py stack PRODUCT --dem DEM --out scene.tif`: stacking alone."""
+    import sentinel2
+    ap = argparse.ArgumentParser(description='Scenes for predict.py')
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    s = sub.add_parser('stack', help='a Sentinel-2 product (.SAFE or .zip) and a DEM -> a scene')
+    s.add_argument('product')
+    s.add_argument('--dem', required=True, help='a DEM raster in any CRS (GLO-30, SRTM, ...)')
+    s.add_argument('--out', required=True, help='the scene to write (.tif)')
+    a = ap.parse_args(argv)
     try:
-        import rasterio
-        from rasterio.transform import from_origin
-    except ImportError:
-        return paths
-    tr = from_origin(origin[0], origin[1], pixel, pixel)
-    for name, data in (('scene.tif', img.transpose(2, 0, 1)), ('scene_mask.tif', mask[None])):
-        def tif(tmp, data=data):
-            with rasterio.open(tmp, 'w', driver='GTiff', height=data.shape[1], width=data.shape[2],
-                               count=data.shape[0], dtype=data.dtype, crs=crs, transform=tr) as f:
-                f.write(data)
-        paths.append(os.path.join(out, name))
-        L.atomic_write(paths[-1], tif)
-    return paths
+        if not a.out.lower().endswith(('.tif', '.tiff')):
+            raise L.DataError(f'{a.out}: the stack is written as GeoTIFF: name it .tif')
+        check_stack_out(a.out, [a.product, a.dem])
+        info = sentinel2.stack(a.product, a.dem, a.out)
+    except L.DataError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    print(f"wrote {info['path']}: {info['level']}, {info['size'][0]} x {info['size'][1]}, "
+          f"{info['nodata']} no-data pixels")
+    return 0
+
+
+def check_stack_out(out, inputs):
+    """The stack must not overwrite an input nor land inside a .SAFE product."""
+    real = os.path.realpath(out)
+    for p in inputs:
+        rp = os.path.realpath(p)
+        if real == rp or (os.path.isdir(rp) and os.path.commonpath([real, rp]) == rp):
+            raise L.DataError(f'{out}: would write over or into the input {p}')
+    parent = os.path.dirname(real)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise L.DataError(f'{out}: cannot write here ({parent} is not a writable folder)')
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -221,7 +221,8 @@ def test_scars_shift_ages_the_landslides_and_changes_nothing_else(tmp_path):
     ms, m0 = ms.astype(bool), m0.astype(bool)
     assert np.array_equal(ms, m0) and ms.sum() > 100                # the same landslides, where they were
     assert np.array_equal(xs[~ms], x0[~ms])                         # everything else the same bytes
-    blue = lambda x: x[..., 1][ms].mean()                            # B2: scars bright, vegetation dark
+    def blue(x):                                                     # B2: scars bright, vegetation dark
+        return x[..., 1][ms].mean()
     assert blue(xs) < blue(x0) - 0.01                                # older scars: greener, darker in blue
 
 

@@ -16,6 +16,7 @@ import torch
 
 import landslide as L
 import synthetic
+import mapping
 import predict
 import refine
 import scene as S
@@ -119,11 +120,11 @@ def test_adabn_tiles_skip_nodata_and_span_the_scene():
         if j % 2 == 0:
             nd[5, 96 + 50] = True
         return None, nd, torch.full((3, 14, 128, 128), float(j)), [0, 1, 2]
-    batches = list(predict.adabn_tiles(load, 20, 96))
+    batches = list(mapping.adabn_tiles(load, 20, 96))
     assert seen[0] == 0 and seen[-1] == 19 and len(seen) == 8      # first, last, evenly between
     for j, b in zip(seen, batches):
         assert (b[:, 0, 0, 0] == j).all() and len(b) == (2 if j % 2 == 0 else 3)
-    assert list(predict.adabn_tiles(lambda j: (None, np.ones((128, 320), bool), torch.zeros(3, 14, 128, 128),
+    assert list(mapping.adabn_tiles(lambda j: (None, np.ones((128, 320), bool), torch.zeros(3, 14, 128, 128),
                                                    [0, 1, 2]), 4, 96)) == []      # all no-data: no batch
 
 

@@ -30,16 +30,6 @@ def test_balanced_pseudo_labels_keep_the_same_share_of_each_class():
     assert (t == 0).sum() / (prob < 0.5).sum() > (y == 0).sum() / (prob < 0.5).sum()
 
 
-def test_prior_labels_take_the_source_share_as_the_landslide_count():
-    g = torch.Generator().manual_seed(1)
-    prob = 0.55 * torch.rand(4, 32, 32, generator=g) ** 6           # a network that under-predicts
-    y, b = pseudo.prior_labels(prob, 0.4, 0.05), pseudo.balanced_labels(prob, 0.4)
-    k = int(0.4 * 0.05 * prob.numel())
-    assert int((y == 1).sum()) == k > int((b == 1).sum())          # more landslide than balanced keeps
-    assert prob[y == 1].min() >= prob[y != 1].max()                 # ... and the most probable ones
-    assert torch.equal(y == 0, b == 0)                              # background as balanced
-
-
 def test_grown_labels_spread_a_confident_core_over_its_predicted_object_only():
     prob = torch.full((1, 12, 12), 0.02)
     prob[0, 1:6, 1:6] = 0.6                                   # object A: one confident pixel, its
@@ -61,25 +51,15 @@ def test_guarded_labels_grow_up_to_the_source_share_and_fall_back_beyond_it():
     prob = torch.full((2, 16, 16), 0.02)
     prob[:, 2:8, 2:8] = 0.5 + 0.2 * torch.rand(2, 6, 6, generator=torch.Generator().manual_seed(0))
     prob[:, 4, 4] = 0.99                                      # one predicted object per image, a confident core
-    own = prob[None]
-    c = refine.parse_args(['--pseudo', 'guarded', '--portion', '0.2', '--portion-step', '0'])
+    c = refine.parse_args(['--pseudo', 'guarded', '--portion', '0.2'])     # round 0: portion 0.2
     grown, balanced = pseudo.grown_labels(prob, 0.2), pseudo.balanced_labels(prob, 0.2)
     share = float((grown == 1).float().mean())                # 36 of 256 pixels per image
-    y, note = pseudo.make(prob, own, 0, c, share)             # at the source share: grown labels
+    y, note = pseudo.make(prob, 0, c, share)             # at the source share: grown labels
     assert torch.equal(y, grown) and note is None and not torch.equal(grown, balanced)
-    y, note = pseudo.make(prob, own, 0, c, share - 0.01)      # beyond it: this round class-balanced
+    y, note = pseudo.make(prob, 0, c, share - 0.01)      # beyond it: this round class-balanced
     assert torch.equal(y, balanced) and 'class-balanced labels this round' in note and '14.06 %' in note
     c.pseudo = 'grow'                                          # the unguarded rule grows regardless
-    assert torch.equal(pseudo.make(prob, own, 0, c, share - 0.01)[0], grown)
-
-
-def test_agreement_filter_ignores_split_votes():
-    prob = torch.tensor([[[0.9, 0.9, 0.1, 0.1, 0.6]]])
-    own = torch.tensor([[[[0.9, 0.6, 0.1, 0.4, 0.7]]], [[[0.9, 0.4, 0.1, 0.6, 0.3]]]])   # [M=2, 1, 1, 5]
-    c = refine.parse_args(['--pseudo', 'threshold', '--threshold', '0.55', '--agree'])
-    assert pseudo.make(prob, own, 0, c, 0.02)[0].tolist() == [[[1, 255, 0, 255, 255]]]
-    c.agree = False
-    assert pseudo.make(prob, own, 0, c, 0.02)[0].tolist() == [[[1, 1, 0, 0, 1]]]
+    assert torch.equal(pseudo.make(prob, 0, c, share - 0.01)[0], grown)
 
 
 def test_label_free_signs():

@@ -37,7 +37,7 @@ def test_no_labels_rule_keeps_target_patches_in_the_batches_with_every_pixel_ign
     with pseudo-labels, but every pixel of them is ignored; --control leaves them out."""
     c = refine.parse_args(['--demo', '--pseudo', 'none', '--batch-size', '16', '--scale', '1'])
     prob = torch.rand(3, 128, 128)
-    y_t, _ = pseudo.make(prob, prob[None], 1, c, 0.02)
+    y_t, _ = pseudo.make(prob, 1, c, 0.02)
     assert y_t.shape == prob.shape and bool((y_t == L.IGNORE).all())
     D = toy_pools(4, 3)
     for control in (False, True):
@@ -83,7 +83,7 @@ def test_adabn_takes_the_batchnorm_statistics_from_the_images_given():
 def test_paper_rule_is_one_flag_away():
     d, p = refine.parse_args([]), refine.parse_args(['--paper-rule'])
     assert (d.pseudo, d.warm_start, d.adabn) == ('guarded', True, True)
-    assert (p.pseudo, p.warm_start, p.adabn, p.agree, p.target_cap) == ('threshold', False, False, False, 1.0)
+    assert (p.pseudo, p.warm_start, p.adabn, p.target_cap) == ('threshold', False, False, 1.0)
     assert refine.parse_args(['--paper-rule', '--warm-start']).warm_start        # a flag given still wins
 
 
@@ -332,15 +332,16 @@ def test_changed_command_refused_unless_forced(tiny, tmp_path, capsys):
 # ----------------------------------------------------------------------------- the GPU check, dry
 
 def test_gpu_check_dry_mode_runs_every_part(tmp_path, capsys):
-    import bench
-    rows = dict(bench.main(['gpu', '--dry', '--repeats', '1', '--budget', '0', '--json', str(tmp_path / 'g.json')]))
+    import gpucheck
+    rows = dict(gpucheck.main(['--dry', '--repeats', '1', '--budget', '0', '--json', str(tmp_path / 'g.json')]))
     assert rows['demo run: submission'] == 'valid'
     assert float(rows['Lovász + OHEM vs CPU, largest relative error (values, gradients)']) < 1e-5
     for net in MODELS:
         assert 'img/s' in ' '.join(k for k in rows if k.startswith(net))
         assert rows[f'{net} ours, compiled'].startswith('skipped')
     assert any(k.startswith('paper recipe projected (ours;') for k in rows)
-    assert json.load(open(tmp_path / 'g.json'))['rows'][0][0] == 'demo run: submission'
+    figures = json.load(open(tmp_path / 'g.json'))
+    assert figures['rows'][0][0] == 'demo run: submission' and figures['recipe_minutes'] > 0
     assert '| check | result |' in capsys.readouterr().out
 
 

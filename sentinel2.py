@@ -1,0 +1,269 @@
+"""From a Sentinel-2 product and a DEM to a scene in the Landslide4Sense band order (B1-B12,
+slope, DEM), the input that predict.py maps. Written once as a tiled, compressed GeoTIFF, so a GIS
+opens it and a later run reuses it; streamed in bands of rows, never the whole tile in memory.
+
+    python scene.py stack PRODUCT.SAFE --dem DEM.tif --out scene.tif
+    python predict.py --run RUN --s2 PRODUCT.zip --dem DEM.tif --out maps   # stack, then map
+
+- Layouts: Level-2A (GRANULE/*/IMG_DATA/R10m, R20m, R60m; no B10) and Level-1C
+  (GRANULE/*/IMG_DATA/*_Bxx.jp2), as a .SAFE folder or its .zip. Each band is read from its
+  finest file and resampled bilinearly onto the 10 m grid of B02 (same CRS, transform, size):
+  bilinear as the paper's scale promotion is, and it stays within the range of the pixels it
+  blends (cubic overshoots at edges). DN 0 is no data, and a pixel where any band has none is
+  no data in every band (NaN).
+- Reflectance = (DN + offset) / quantification, both from the product's metadata (offset
+  BOA_ADD_OFFSET in L2A, RADIO_ADD_OFFSET in L1C, since processing baseline 04.00; 0 before).
+  Landslide4Sense's patches held other units (divided by a per-band mean): harmless, since
+  predict.py normalizes every scene by its own per-band statistics (separated normalization).
+- L2A has no B10 (cirrus, an atmospheric band that says nothing of the ground): it is filled with
+  one constant, which a scene's own normalization turns into 0, the value the networks saw on
+  average. docs/mapping.md gives what that costs.
+- The DEM, in any CRS, is warped bilinearly onto the grid; slope in degrees by Horn's method
+  (as `gdaldem slope` defines it) at the grid's pixel size; at the grid's edges a missing
+  neighbour takes the centre's value (as `gdaldem slope -compute_edges`).
+  Pixels the DEM does not cover are no data (a warning gives the covered share); a DEM that does
+  not overlap the product, or holds no elevation over it, is an error.
+Needs rasterio (pip install -r requirements-geo.txt): its wheels carry the JPEG 2000 driver.
+"""
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+import zipfile
+
+import numpy as np
+
+import landslide as L
+
+BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B09', 'B10', 'B11', 'B12']
+BAND_ORDER = BANDS[:8] + ['B8A'] + BANDS[8:]   # the metadata's band_id 0..12
+DESCRIPTIONS = BANDS + ['slope (degrees)', 'DEM (m)']
+B10_FILL = 0.0                                  # reflectance given to L2A's missing B10
+ROWS = 512                                      # rows per streamed band (tile-aligned)
+FILE = re.compile(r'_(B0[1-9]|B1[0-2]|B8A)(?:_(\d+)m)?\.jp2$', re.IGNORECASE)
+
+
+def is_product(path):
+    """A .SAFE folder, its .zip, or a folder holding a MTD_MSIL1C/2A.xml."""
+    p = path.rstrip('/')
+    return p.lower().endswith(('.safe', '.zip')) or (os.path.isdir(p) and _metadata_name(
+        os.listdir(p)) is not None)
+
+
+def _metadata_name(names):
+    return next((n for n in names if re.fullmatch(r'(.*/)?MTD_MSIL(1C|2A)\.xml', n, re.I)), None)
+
+
+def open_product(path):
+    """Find the bands and read the radiometric metadata of a product.
+    -> dict(path, name, level 'L1C'|'L2A', files {band: path rasterio opens},
+            offset {band: DN offset}, quantification)"""
+    p = path.rstrip('/')
+    if not os.path.exists(p):
+        raise L.DataError(f'{path}: Sentinel-2 product not found')
+    if p.lower().endswith('.zip'):
+        try:
+            with zipfile.ZipFile(p) as z:
+                names = z.namelist()
+                meta = _metadata_name(names)
+                xml = z.read(meta) if meta else None
+        except (zipfile.BadZipFile, OSError) as e:
+            raise L.DataError(f'{path}: not a readable zip, truncated or corrupt? '
+                              f'({e.__class__.__name__})')
+        root = f'/vsizip/{os.path.abspath(p)}/'
+    else:
+        if not os.path.isdir(p):
+            raise L.DataError(f'{path}: not a Sentinel-2 product (a .SAFE folder or its .zip)')
+        names = [os.path.relpath(os.path.join(d, f), p) for d, _, fs in os.walk(p) for f in fs]
+        meta = _metadata_name(names)
+        xml = open(os.path.join(p, meta), 'rb').read() if meta else None
+        root = os.path.abspath(p) + '/'
+    if meta is None:
+        raise L.DataError(f'{path}: not a Sentinel-2 product (no MTD_MSIL1C.xml or MTD_MSIL2A.xml)')
+    level = 'L1C' if '1C' in os.path.basename(meta).upper() else 'L2A'
+    product = dict(path=path, level=level, files=_band_files(names, root, path, level),
+                   name=re.sub(r'\.(safe|zip)$', '', os.path.basename(p), flags=re.I))
+    product.update(_radiometry(xml, f'{path}: {meta}'))
+    return product
+
+
+def _band_files(names, root, path, level):
+    """The finest file of each band under GRANULE/*/IMG_DATA. -> {band: path}"""
+    found = {}
+    for n in names:
+        m = FILE.search(n)
+        if m and '/IMG_DATA/' in '/' + n.replace('\\', '/') and m.group(1).upper() != 'B8A':
+            res = int(m.group(2) or 0)
+            band = m.group(1).upper()
+            if band not in found or res < found[band][0]:
+                found[band] = (res, root + n)
+    need = [b for b in BANDS if not (b == 'B10' and level == 'L2A')]
+    missing = [b for b in need if b not in found]
+    if missing:
+        raise L.DataError(f"{path}: the product has no {', '.join(missing)} "
+                          f'(expected GRANULE/*/IMG_DATA/..._{missing[0]}...jp2)')
+    return {b: found[b][1] for b in need}
+
+
+def _radiometry(xml, where):
+    """Quantification value and per-band DN offsets from the product metadata's text."""
+    try:
+        tree = ET.fromstring(xml)
+    except ET.ParseError as e:
+        raise L.DataError(f'{where}: unreadable metadata ({e})')
+    quant, offsets, ids = None, {}, {}
+    for el in tree.iter():
+        tag = el.tag.split('}')[-1]
+        if tag in ('BOA_QUANTIFICATION_VALUE', 'QUANTIFICATION_VALUE') and quant is None:
+            quant = float(el.text)
+        elif tag in ('BOA_ADD_OFFSET', 'RADIO_ADD_OFFSET'):
+            offsets[int(el.get('band_id'))] = float(el.text)
+        elif tag == 'Spectral_Information' and el.get('physicalBand'):
+            ids[int(el.get('bandId'))] = el.get('physicalBand')
+    if not quant:
+        raise L.DataError(f'{where}: no quantification value in the metadata')
+
+    def name(i):                                 # 'B1' -> 'B01', as the files spell it
+        b = ids.get(i, BAND_ORDER[i] if i < len(BAND_ORDER) else '')
+        return re.sub(r'^B(\d)$', r'B0\1', b)
+    off = {name(i): v for i, v in offsets.items()}
+    return dict(quantification=quant, offset={b: off.get(b, 0.0) for b in BANDS})
+
+
+# ----------------------------------------------------------------------------- stacking
+
+def stack(product_path, dem_path, out, log=print):
+    """Stack a product and a DEM into out (GeoTIFF, 14 float32 bands, NaN = no data), written
+    under a temporary name and renamed when complete. -> dict(path, size, covered, nodata)"""
+    rio = L.rasterio_for(out)
+    from rasterio.vrt import WarpedVRT
+    from rasterio.warp import transform_bounds
+    pr = open_product(product_path)
+    srcs = {b: _open_band(rio, pr, b) for b in pr['files']}
+    ref = srcs['B02']
+    for b, s in srcs.items():
+        if s.crs != ref.crs:
+            raise L.DataError(f"{pr['files'][b]}: CRS {s.crs} differs from B02's {ref.crs}")
+    H, W, tr = ref.height, ref.width, ref.transform
+    grid = dict(crs=ref.crs, transform=tr, width=W, height=H)
+    res = rio.enums.Resampling.bilinear
+    dem = _open_dem(rio, dem_path)
+    b = ref.bounds
+    if not _overlaps(transform_bounds(dem.crs, ref.crs, *dem.bounds), b):
+        raise L.DataError(f'{dem_path}: the DEM does not overlap the product '
+                          f'({os.path.basename(product_path)})')
+    vrts = {k: (s if (s.width, s.height) == (W, H) and s.transform == tr else
+                WarpedVRT(s, resampling=res, src_nodata=0, nodata=0, **grid))
+            for k, s in srcs.items()}
+    dvrt = WarpedVRT(dem, resampling=res, src_nodata=dem.nodata, nodata=np.nan,
+                     dtype='float32', **grid)
+    folder = os.path.dirname(os.path.abspath(out))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(out) + '.', suffix='.tmp')
+    os.close(fd)
+    profile = dict(driver='GTiff', width=W, height=H, count=L.BANDS, dtype='float32',
+                   crs=ref.crs, transform=tr, nodata=np.nan, tiled=True, blockxsize=256,
+                   blockysize=256, compress='deflate', predictor=3, BIGTIFF='IF_SAFER')
+    try:
+        with rio.open(tmp, 'w', **profile) as dst:
+            for i, d in enumerate(DESCRIPTIONS, 1):
+                dst.set_band_description(i, d)
+            covered, nodata, no_dem = _write_rows(dst, vrts, dvrt, pr, abs(tr.a), abs(tr.e), H, W)
+        if covered == 0 and no_dem > 0:
+            raise L.DataError(f'{dem_path}: the DEM holds no elevation over the product '
+                              f'(all no-data there)')
+        os.chmod(tmp, 0o666 & ~L._UMASK)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    finally:
+        for s in list(srcs.values()) + [dem]:
+            s.close()
+    if no_dem:
+        share = covered / (covered + no_dem)
+        log(f"warning: {dem_path}: the DEM covers {100 * share:.1f} % of the product's valid "
+            f'pixels; the rest is no-data in every output')
+    return dict(path=out, size=[H, W], level=pr['level'], covered=covered, nodata=nodata)
+
+
+def _write_rows(dst, vrts, dvrt, pr, xres, yres, H, W):
+    """Stream the stack into dst in bands of ROWS rows. -> (pixels with data, pixels without,
+    pixels with imagery but no elevation)"""
+    from rasterio.windows import Window
+    covered, nodata, no_dem = 0, 0, 0
+    for a in range(0, H, ROWS):
+        n = min(ROWS, H - a)
+        out = np.empty((L.BANDS, n, W), np.float32)
+        bad = np.zeros((n, W), bool)
+        for i, band in enumerate(BANDS):
+            if band not in vrts:                  # L2A's B10
+                out[i] = B10_FILL
+                continue
+            dn = _read(vrts[band], Window(0, a, W, n), pr['files'][band])
+            bad |= dn == 0
+            out[i] = (dn.astype(np.float32) + pr['offset'][band]) / pr['quantification']
+        lo, hi = max(a - 1, 0), min(a + n + 1, H)  # one row of halo each side for the slope
+        z = _read(dvrt, Window(0, lo, W, hi - lo), 'the DEM')
+        z = np.pad(z, ((a - lo == 0, a + n + 1 - hi), (0, 0)), mode='edge')
+        out[12], out[13] = horn_slope(z, xres, yres), z[1:-1]
+        gap = ~np.isfinite(out[12]) & ~bad
+        no_dem += int(gap.sum())
+        bad |= gap
+        out[:, bad] = np.nan
+        dst.write(out, window=Window(0, a, W, n))
+        nodata += int(bad.sum())
+        covered += int((~bad).sum())
+    return covered, nodata, no_dem
+
+
+def horn_slope(z, xres, yres):
+    """Slope in degrees by Horn's method (gdaldem slope): z float [h + 2, w] with a row of halo
+    above and below; at the left and right border the missing neighbour is the centre
+    (gdaldem's -compute_edges; the caller pads rows alike). A pixel whose 3 x 3
+    window holds NaN is NaN. -> float32 [h, w]"""
+    p = np.pad(z, ((0, 0), (1, 1)), mode='edge')
+    a, b, c = p[:-2, :-2], p[:-2, 1:-1], p[:-2, 2:]
+    d, f = p[1:-1, :-2], p[1:-1, 2:]
+    g, h, i = p[2:, :-2], p[2:, 1:-1], p[2:, 2:]
+    dzdx = ((c + 2 * f + i) - (a + 2 * d + g)) / (8 * xres)
+    dzdy = ((g + 2 * h + i) - (a + 2 * b + c)) / (8 * yres)
+    return np.degrees(np.arctan(np.hypot(dzdx, dzdy))).astype(np.float32)
+
+
+def _open_band(rio, pr, band):
+    path = pr['files'][band]
+    try:
+        return rio.open(path)
+    except Exception as e:
+        raise L.DataError(f'{path}: unreadable band file, truncated or corrupt? '
+                          f'({e.__class__.__name__})')
+
+
+def check_dem(path):
+    """A DEM that is readable and georeferenced (predict.py checks before any work)."""
+    _open_dem(L.rasterio_for(path), path).close()
+
+
+def _open_dem(rio, path):
+    if not os.path.isfile(path):
+        raise L.DataError(f'{path}: DEM not found')
+    try:
+        dem = rio.open(path)
+    except Exception as e:
+        raise L.DataError(f'{path}: not a readable DEM raster ({e.__class__.__name__})')
+    if dem.crs is None:
+        raise L.DataError(f'{path}: the DEM has no CRS')
+    return dem
+
+
+def _read(src, window, what):
+    try:
+        return src.read(1, window=window)
+    except Exception as e:
+        raise L.DataError(f'{what}: unreadable, truncated or corrupt? ({e.__class__.__name__})')
+
+
+def _overlaps(a, b):
+    """a, b: (left, bottom, right, top) in one CRS."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

@@ -39,7 +39,7 @@ BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B09', 'B10', '
 BAND_ORDER = BANDS[:8] + ['B8A'] + BANDS[8:]   # the metadata's band_id 0..12
 DESCRIPTIONS = BANDS + ['slope (degrees)', 'DEM (m)']
 B10_FILL = 0.0                                  # reflectance given to L2A's missing B10
-ROWS = 512                                      # rows per streamed band (tile-aligned)
+ROWS = 1024                                     # rows per streamed band (JPEG 2000 tile rows)
 FILE = re.compile(r'_(B0[1-9]|B1[0-2]|B8A)(?:_(\d+)m)?\.jp2$', re.IGNORECASE)
 
 
@@ -164,7 +164,8 @@ def stack(product_path, dem_path, out, log=print):
                    crs=ref.crs, transform=tr, nodata=np.nan, tiled=True, blockxsize=256,
                    blockysize=256, compress='deflate', predictor=3, BIGTIFF='IF_SAFER')
     try:
-        with rio.open(tmp, 'w', **profile) as dst:
+        # GDAL's block cache bounded: 512 MB holds a row of every band's JPEG 2000 tiles
+        with rio.Env(GDAL_CACHEMAX=512), rio.open(tmp, 'w', **profile) as dst:
             for i, d in enumerate(DESCRIPTIONS, 1):
                 dst.set_band_description(i, d)
             covered, nodata, no_dem = _write_rows(dst, vrts, dvrt, pr, abs(tr.a), abs(tr.e), H, W)

@@ -371,15 +371,12 @@ def stack_bench(args):
 def write_big_product(folder, size, level):
     """A size x size synthetic product as product.SAFE, and dem.tif (EPSG:4326, about 30 m),
     tiled from a 1830 x 1830 scene: only timing and memory are measured with it."""
-    import rasterio
     from rasterio.transform import from_origin
     base = 1830
     img, _ = synthetic.synth_patch(np.random.default_rng([0, 3]), synthetic.domain(1.0, 0), base)
     reps = math.ceil(size / base)
     origin = (500000.0, 3100000.0)
-    files = synthetic.L2A_FILES if level == 'L2A' else \
-        {r: [b for b, rb in synthetic.L1C_RES.items() if rb == r] for r in (10, 20, 60)}
-    for res, bands in files.items():
+    for res, bands in synthetic.band_files(level).items():
         for band in bands:
             k = res // 10
             refl = img[..., 7 if band == 'B8A' else int(band[1:]) - 1]
@@ -389,14 +386,9 @@ def write_big_product(folder, size, level):
             sub = f'R{res}m/' if level == 'L2A' else ''
             path = os.path.join(folder, 'product.SAFE', 'GRANULE', f'{level}_T45RUL', 'IMG_DATA',
                                 f'{sub}T45RUL_{band}_{res}m.jp2')
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with rasterio.open(path, 'w', driver='JP2OpenJPEG', width=dn.shape[1],
-                               height=dn.shape[0], count=1, dtype='uint16', crs='EPSG:32645',
-                               transform=from_origin(*origin, res, res), QUALITY=100,
-                               REVERSIBLE='YES', BLOCKXSIZE=1024, BLOCKYSIZE=1024) as f:
-                f.write(dn, 1)
+            synthetic.write_band(path, dn, res, 'EPSG:32645', origin)
             print(f'{band} at {res} m written', flush=True)
-    meta = synthetic._metadata(level, '04.00', -1000.0)
+    meta = synthetic.metadata(level, '04.00', -1000.0)
     open(os.path.join(folder, 'product.SAFE', f'MTD_MSI{level}.xml'), 'w').write(meta)
     dem = np.tile(img[..., 13], (reps, reps))[:size, :size]
     synthetic.write_dem(os.path.join(folder, 'dem.tif'), dem, 'EPSG:32645',

@@ -260,9 +260,7 @@ def synth_product(out, size=384, shift=1.0, seed=0, level='L2A', baseline='04.00
     name = f"S2B_MSI{level}_{WHEN}_N{baseline.replace('.', '')}_R019_{TILE}_{WHEN}"
     safe = os.path.join(out, name + '.SAFE')
     offset = -1000.0 if baseline >= '04.00' else 0.0
-    files = {r: bs for r, bs in L2A_FILES.items()} if level == 'L2A' else \
-        {r: [b for b, rb in L1C_RES.items() if rb == r] for r in (10, 20, 60)}
-    for res, bands in files.items():
+    for res, bands in band_files(level).items():
         for band in bands:
             if band == 'B8A':                      # not a Landslide4Sense band: any values
                 refl = img[..., 7]
@@ -277,13 +275,8 @@ def synth_product(out, size=384, shift=1.0, seed=0, level='L2A', baseline='04.00
             else:
                 rel = f'IMG_DATA/{TILE}_{WHEN}_{band}.jp2'
             path = os.path.join(safe, 'GRANULE', f'{level}_{TILE}_A000001_{WHEN}', rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with rasterio.open(path, 'w', driver='JP2OpenJPEG', width=dn.shape[1],
-                               height=dn.shape[0], count=1, dtype='uint16', crs=crs,
-                               transform=from_origin(*origin, res, res), QUALITY=100,
-                               REVERSIBLE='YES', BLOCKXSIZE=1024, BLOCKYSIZE=1024) as f:
-                f.write(dn, 1)
-    open(os.path.join(safe, f'MTD_MSI{level}.xml'), 'w').write(_metadata(level, baseline, offset))
+            write_band(path, dn, res, crs, origin)
+    open(os.path.join(safe, f'MTD_MSI{level}.xml'), 'w').write(metadata(level, baseline, offset))
     paths['product'] = safe
     if zip_:
         paths['product'] = _zip_folder(safe)
@@ -296,7 +289,25 @@ def synth_product(out, size=384, shift=1.0, seed=0, level='L2A', baseline='04.00
     return paths
 
 
-def _metadata(level, baseline, offset):
+def band_files(level):
+    """{resolution in m: [band, ...]} of a product's band files, as ESA lays them out."""
+    if level == 'L2A':
+        return L2A_FILES
+    return {r: [b for b, rb in L1C_RES.items() if rb == r] for r in (10, 20, 60)}
+
+
+def write_band(path, dn, res, crs, origin):
+    """One band file: uint16 DN [h, w] as lossless JPEG 2000 in 1024-pixel tiles (as ESA's)."""
+    import rasterio
+    from rasterio.transform import from_origin
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with rasterio.open(path, 'w', driver='JP2OpenJPEG', width=dn.shape[1], height=dn.shape[0],
+                       count=1, dtype='uint16', crs=crs, transform=from_origin(*origin, res, res),
+                       QUALITY=100, REVERSIBLE='YES', BLOCKXSIZE=1024, BLOCKYSIZE=1024) as f:
+        f.write(dn, 1)
+
+
+def metadata(level, baseline, offset):
     """The few lines of MTD_MSIL1C/2A.xml that stacking reads, laid out as ESA's are."""
     kind = 'BOA' if level == 'L2A' else 'RADIO'
     quant = 'BOA_QUANTIFICATION_VALUE' if level == 'L2A' else 'QUANTIFICATION_VALUE'

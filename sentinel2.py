@@ -89,14 +89,18 @@ def open_product(path):
 
 def _band_files(names, root, path, level):
     """The finest file of each band under GRANULE/*/IMG_DATA. -> {band: path}"""
-    found = {}
+    found, granules = {}, set()
     for n in names:
         m = FILE.search(n)
         if m and '/IMG_DATA/' in '/' + n.replace('\\', '/') and m.group(1).upper() != 'B8A':
             res = int(m.group(2) or 0)
             band = m.group(1).upper()
+            granules.add(re.sub(r'.*GRANULE/([^/]+)/.*', r'\1', n.replace('\\', '/')))
             if band not in found or res < found[band][0]:
                 found[band] = (res, root + n)
+    if len(granules) > 1:                         # the layout before processing baseline 02.04
+        raise L.DataError(f'{path}: {len(granules)} granules in one product; stack one tile '
+                          f'at a time (products since 2016-12 hold one)')
     need = [b for b in BANDS if not (b == 'B10' and level == 'L2A')]
     missing = [b for b in need if b not in found]
     if missing:

@@ -122,6 +122,11 @@ def bad_product(products, tmp_path, case):
     if case == 'not a product':
         os.remove(os.path.join(prod, 'MTD_MSIL2A.xml'))
         return prod, dem, 'not a Sentinel-2 product'
+    if case == 'two granules':
+        g = os.path.join(prod, 'GRANULE')
+        first = os.listdir(g)[0]
+        shutil.copytree(os.path.join(g, first), os.path.join(g, first + 'B'))   # a second tile
+        return prod, dem, '2 granules'
     if case == 'other crs':
         with rasterio.open(files['B11']) as f:
             a, prof = f.read(), f.profile
@@ -141,7 +146,8 @@ def bad_product(products, tmp_path, case):
     return prod, out, 'bad_dem.tif'
 
 
-@pytest.mark.parametrize('case', ['missing band', 'truncated band', 'not a product', 'other crs',
+@pytest.mark.parametrize('case', ['missing band', 'truncated band', 'not a product', 'two granules',
+                                  'other crs',
                                   'dem elsewhere', 'dem all no-data'])
 def test_bad_product_one_line_exit_2_nothing_written(case, products, tmp_path, capsys):
     prod, dem, culprit = bad_product(products, tmp_path, case)

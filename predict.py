@@ -239,6 +239,7 @@ def scene_jobs(args):
     for t in truths:
         if not os.path.isfile(t):
             raise L.DataError(f'{t}: true mask not found')
+        L.rasterio_for(t)                         # the object counts trace shapes with rasterio
     return [(n, src, truths[i] if truths else None) for i, (n, src) in enumerate(jobs)]
 
 

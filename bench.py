@@ -88,7 +88,8 @@ def ablation(out, seeds):
             rows[row].append(e['target']['f1'])
             held[row].append(e['holdout']['f1'])
     minutes = (time.time() - t0) / 60
-    lines = ['| configuration | target F1 % (mean ± std) | held-out source F1 % |', '|---|---|---|']
+    lines = ['| configuration | target F1 % (mean ± std) | held-out source F1 % |',
+             '|---|---|---|']
     for row, _, _, _ in ABLATION:
         v, h = 100 * np.array(rows[row]), 100 * np.array(held[row])
         lines.append(f'| {row} | {mean_std(v)} | {h.mean():.1f} |')

@@ -38,7 +38,8 @@ def outputs(out):
             p = os.path.join(dp, f)
             rel = os.path.relpath(p, out)
             if f.endswith('.pt'):
-                res[rel] = {k: v.numpy().tobytes() for k, v in torch.load(p, weights_only=True)['state_dict'].items()}
+                state = torch.load(p, weights_only=True)['state_dict']
+                res[rel] = {k: v.numpy().tobytes() for k, v in state.items()}
             elif f.endswith('.zip'):
                 with zipfile.ZipFile(p) as z:
                     res[rel] = {n: z.read(n) for n in z.namelist()}

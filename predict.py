@@ -119,7 +119,9 @@ def map_scenes(models, c, jobs, out, args, dev, rnd):
             info['product'] = os.path.abspath(src)
         info.update(vectorize(sc, out, args.min_area, truth, log))
         add_to(out, 'summary.json', name, info)
-        km2 = f" ({info['landslide_m2'] / 1e6:.3f} km²)" if info['landslide_m2'] is not None else ''
+        km2 = ''
+        if info['landslide_m2'] is not None:
+            km2 = f" ({info['landslide_m2'] / 1e6:.3f} km²)"
         log(f"{name}: {info['landslide_pixels']} landslide pixels{km2}, {info['seconds']:.1f} s; "
             f"{', '.join(info['outputs'])}")
         sc.close()

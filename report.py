@@ -176,7 +176,9 @@ def pct(v):
 
 def four(s):
     """Precision / recall / F1 / IoU of a scores dict, or a dash."""
-    return '–' if s is None else ' / '.join(pct(s[k]) for k in ('precision', 'recall', 'f1', 'iou'))
+    if s is None:
+        return '–'
+    return ' / '.join(pct(s[k]) for k in ('precision', 'recall', 'f1', 'iou'))
 
 
 def write_report(out, data, target, rounds, n_looks=4):
@@ -190,9 +192,9 @@ def write_report(out, data, target, rounds, n_looks=4):
     lines = round_lines(metrics, data, L.SPLITS[target], out)
     lines += pseudo_lines(metrics)
     lines += ['', '## Band statistics (Figure 2 of the paper)', '', '![band statistics](bands.svg)',
-              '', 'Per band, a box from mean − std to mean + std with a black line at the mean, in '
-              'units of the source std, clipped at ±4. Left: both domains normalized with source '
-              'statistics. Right: separated normalization, each domain with its own.', '',
+              '', 'Per band, a box from mean − std to mean + std with a black line at the mean, '
+              'in units of the source std, clipped at ±4. Left: both domains normalized with '
+              'source statistics. Right: separated normalization, each domain with its own.', '',
               '## Quicklooks', '',
               'Each strip: true colour (B4, B3, B2)'
               + (', ground truth (green)' if with_truth else '')

@@ -317,13 +317,15 @@ def metadata(level, baseline, offset):
     spectral = ''.join(f'<Spectral_Information bandId="{i}" physicalBand="{b}"/>'
                        for i, b in enumerate(order))
     return (f"<?xml version='1.0' encoding='UTF-8'?>\n<n1:Level-{level[1:]}_User_Product "
-            f'xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-{level[1:]}.xsd">'
+            f'xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/'
+            f'User_Product_Level-{level[1:]}.xsd">'
             f'<n1:General_Info><Product_Info><PROCESSING_BASELINE>{baseline}</PROCESSING_BASELINE>'
             f'</Product_Info><Product_Image_Characteristics><QUANTIFICATION_VALUES_LIST>'
             f'<{quant} unit="none">10000</{quant}></QUANTIFICATION_VALUES_LIST>'
             f'<{kind}_ADD_OFFSET_VALUES_LIST>{offs}</{kind}_ADD_OFFSET_VALUES_LIST>'
             f'<Spectral_Information_List>{spectral}</Spectral_Information_List>'
-            f'</Product_Image_Characteristics></n1:General_Info></n1:Level-{level[1:]}_User_Product>\n')
+            f'</Product_Image_Characteristics></n1:General_Info>'
+            f'</n1:Level-{level[1:]}_User_Product>\n')
 
 
 def _zip_folder(folder):

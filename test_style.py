@@ -1,4 +1,5 @@
-"""The house rules a reader relies on, checked: no import cycle among the modules, no function
+"""The house rules a reader relies on, checked: no import cycle among the modules, no line over
+100 bytes, no function
 over 60 lines and no module over 450 in the code a user runs, at most 30 options in refine.py.
 
     python -m pytest -q test_style.py
@@ -67,3 +68,11 @@ def test_refine_has_at_most_30_options():
         refine.parse_args(['--help'])
     ap_help = [ln for ln in out.getvalue().splitlines() if ln.lstrip().startswith('-')]
     assert 10 < len(ap_help) <= 30, len(ap_help)
+
+
+def test_no_line_over_100_bytes():
+    """ruff measures characters and forgives long URLs; a reader's screen does neither."""
+    long = [f'{m}.py:{i}' for m in MODULES + ['conftest']
+            for i, line in enumerate(open(os.path.join(HERE, m + '.py'), 'rb'), 1)
+            if len(line.rstrip(b'\n')) > 100]
+    assert not long, long

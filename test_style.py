@@ -1,6 +1,6 @@
 """The house rules a reader relies on, checked: no import cycle among the modules, no line over
-100 bytes, no function
-over 60 lines and no module over 450 in the code a user runs, at most 30 options in refine.py.
+100 bytes, no function over 60 lines and no module over 450 in the code a user runs, at most
+30 options in refine.py.
 
     python -m pytest -q test_style.py
 """

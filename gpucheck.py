@@ -87,8 +87,8 @@ def gpu(args):
     on the CPU at toy sizes. Prints a table last. -> [(check, result)]"""
     dry = args.dry
     if not dry and not torch.cuda.is_available():
-        raise SystemExit('error: gpucheck.py needs a CUDA device (--dry runs every part on the '
-                         'CPU)')
+        raise SystemExit('error: gpucheck.py needs a CUDA device '
+                         '(--dry runs every part on the CPU)')
     dev = torch.device('cpu' if dry else 'cuda')
     size = dict(width=4, scale=1, bs=4, reps=2) if dry else \
         dict(width=64, scale=4, bs=16, reps=args.repeats)
@@ -228,8 +228,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--dry', action='store_true', help='run every part on the CPU at toy sizes')
     ap.add_argument('--repeats', type=int, default=10)
-    ap.add_argument('--budget', type=float, default=240, help='seconds after which compiled runs '
-                                                              'are skipped')
+    ap.add_argument('--budget', type=float, default=240,
+                    help='seconds after which compiled runs are skipped')
     ap.add_argument('--json', help='also write the figures and the table here')
     return gpu(ap.parse_args(argv))
 

@@ -89,8 +89,8 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
             if time.time() - last > log_every or j == g['ny'] - 1:
                 last, rate = time.time(), (j + 1) * g['nx'] / (time.time() - t0)
                 eta = (g['ny'] - j - 1) * g['nx'] / rate
-                log(f"{sc.name}: tiles {(j + 1) * g['nx']}/{g['ny'] * g['nx']}  {rate:.1f} tiles/s "
-                    " "
+                tiles = f"{(j + 1) * g['nx']}/{g['ny'] * g['nx']}"
+                log(f'{sc.name}: tiles {tiles}  {rate:.1f} tiles/s  '
                     f'eta {int(eta // 60)}m{int(eta % 60):02d}s')
         for w in writers.values():
             w.commit()

@@ -132,5 +132,5 @@ def build_model(name, width=64):
 if __name__ == '__main__':
     for name in MODELS:
         m = build_model(name)
-        print(f'{name:8s} {sum(p.numel() for p in m.parameters()) / 1e6:6.2f} M parameters (width '
-              '64)')
+        n = sum(p.numel() for p in m.parameters())
+        print(f'{name:8s} {n / 1e6:6.2f} M parameters (width 64)')

@@ -47,8 +47,8 @@ def load_run(run, rnd, dev):
                   os.path.isdir(os.path.join(run, f, 'masks')))
     if rnd is None:
         if not done:
-            raise L.DataError(f'{run}: no finished round (a round is finished when round<k>/masks '
-                              'exists)')
+            raise L.DataError(f'{run}: no finished round '
+                              '(a round is finished when round<k>/masks exists)')
         rnd = done[-1]
     elif rnd not in done:
         raise L.DataError(f"{run}: round {rnd} is not finished (finished: "
@@ -254,11 +254,11 @@ def parse_args(argv):
     ap.add_argument('--data', help='a Landslide4Sense root: predict the patches of --split')
     ap.add_argument('--split', choices=list(L.SPLITS), default='test', help='[default: test]')
     ap.add_argument('--scene', nargs='+', help='whole scenes: .tif/.tiff, .h5 (dataset img), .npy')
-    ap.add_argument('--s2', nargs='+', help='Sentinel-2 products (.SAFE folders or .zip), L1C or '
-                                            'L2A')
+    ap.add_argument('--s2', nargs='+',
+                    help='Sentinel-2 products (.SAFE folders or .zip), L1C or L2A')
     ap.add_argument('--dem', help='with --s2: a DEM raster in any CRS (GLO-30, SRTM, ...)')
-    ap.add_argument('--truth', nargs='+', help='true masks on the scenes\' grids, one per scene: '
-                    'metrics.json')
+    ap.add_argument('--truth', nargs='+',
+                    help="true masks on the scenes' grids, one per scene: metrics.json")
     ap.add_argument('--min-area', type=float, default=0.0,
                     help='polygons smaller than this many m² are dropped [default: 0]')
     ap.add_argument('--out', required=True, help='output folder (not the run folder nor an input)')

@@ -136,8 +136,8 @@ def label_free_warnings(s, source_share, rule):
         out.append(f'{what} mark {100 * share:.2f} % of target pixels landslide, the source labels '
                    f'{src:.2f} %: refinement may erode recall (docs/evidence.md)')
     if s['positive'] > source_share:
-        out.append(f'pseudo-labels mark {100 * s["positive"]:.2f} % of target pixels landslide, '
-                   'more '
-                   f'than the source labels ({src:.2f} %): unless the target holds more landslide, '
-                   f'they are spreading over look-alikes (docs/evidence.md)')
+        pos = 100 * s['positive']
+        out.append(f'pseudo-labels mark {pos:.2f} % of target pixels landslide, more than the '
+                   f'source labels ({src:.2f} %): unless the target holds more landslide, they '
+                   f'are spreading over look-alikes (docs/evidence.md)')
     return out

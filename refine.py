@@ -121,8 +121,8 @@ def check_args(c):
         (not 0 < c.portion <= 1, f'--portion must be in (0, 1], got {c.portion}'),
         (c.scale < 1, f'--scale must be a positive integer, got {c.scale}'),
         (c.width < 1 or c.batch_size < 2, '--width must be >= 1 and --batch-size >= 2'),
-        (c.steps < 0 or c.epochs < 1 or c.evals < 1, '--steps must be >= 0, --epochs and --evals '
-                                                     '>= 1'),
+        (c.steps < 0 or c.epochs < 1 or c.evals < 1,
+         '--steps must be >= 0, --epochs and --evals >= 1'),
         (not c.lr > 0, f'--lr must be positive, got {c.lr}'),
         (not 0 <= c.holdout < 1, f'--holdout must be in [0, 1), got {c.holdout}'),
         (not 0 <= c.target_cap <= 1, f'--target-cap must be in [0, 1], got {c.target_cap}'),

@@ -66,8 +66,8 @@ class Scene:
             raise L.DataError(f'{path}: not a readable scene, truncated or corrupt? '
                               f'({e.__class__.__name__})')
         if len(shape) != 3 or shape[2] != L.BANDS:
-            raise L.DataError(f'{path}: expected H x W x {L.BANDS} bands (B1-B12, slope, DEM), got '
-                              f'shape {shape}')
+            raise L.DataError(f'{path}: expected H x W x {L.BANDS} bands '
+                              f'(B1-B12, slope, DEM), got shape {shape}')
         if min(shape[:2]) < L.SIZE:
             raise L.DataError(f'{path}: scene is {shape[0]} x {shape[1]}, smaller than one '
                               f'{L.SIZE} x {L.SIZE} window')

@@ -158,8 +158,8 @@ def speed(args):
     dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     width = args.width or (64 if dev.type == 'cuda' else 8)
     name = torch.cuda.get_device_name() if dev.type == 'cuda' else f'CPU, {os.cpu_count()} cores'
-    print(f'device: {name}; torch {torch.__version__}; width {width}; batch 16; median of '
-          f'{args.repeats}')
+    print(f'device: {name}; torch {torch.__version__}; width {width}; batch 16; '
+          f'median of {args.repeats}')
     tmp = tempfile.mkdtemp(prefix='landslide-bench-')
     synthetic.synth(tmp, train=64, valid=0, test=0, seed=0)
     _, paths, mpaths = L.list_split(tmp, 'train')
@@ -196,8 +196,8 @@ def training_table(dev, width, data, repeats):
     a fresh process."""
     import multiprocessing as mp
     print('\n## Training throughput, images/s (peak memory GiB); plain = the same network '
-          'trained the plain way: fp32, NCHW, each sample read from HDF5, normalized and resized '
-          'on the CPU')
+          'trained the plain way: fp32, NCHW, each sample read from HDF5, normalized and '
+          'resized on the CPU')
     print('| model | 128² ours | 128² plain | 512² ours | 512² plain | speed-up at 512² |')
     print('|---|---|---|---|---|---|')
     ctx = mp.get_context('spawn')

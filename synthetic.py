@@ -393,8 +393,8 @@ def main(argv=None):
     s.add_argument('--zip', action='store_true', help='the product as a .zip')
     s.add_argument('--shift', type=float, default=1.0)
     s.add_argument('--seed', type=int, default=0)
-    s = sub.add_parser('synth-scene', help='one coherent synthetic scene (HDF5; GeoTIFF with '
-                                           'rasterio)')
+    s = sub.add_parser('synth-scene',
+                       help='one coherent synthetic scene (HDF5; GeoTIFF with rasterio)')
     s.add_argument('out', help='folder for scene.h5 (img, mask), scene.tif and scene_mask.tif')
     s.add_argument('--size', type=int, default=1024)
     s.add_argument('--shift', type=float, default=1.0)

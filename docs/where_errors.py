@@ -80,8 +80,8 @@ def main():
         rock = outcrops(tag, truth)
         print(f'{tag}: round-0 pseudo-labels mark {int((first == 1).sum())} pixels landslide, '
               f'{int(((first == 1) & (truth == 0)).sum())} of them background' +
-              ('' if rock is not None else '; outcrops unknown (not a dataset the generator draws '
-                                           'again)'))
+              ('' if rock is not None else
+               '; outcrops unknown (not a dataset the generator draws again)'))
         for arm, run in runs.items():
             paths = [os.path.join(run, f'round{a.round}', 'masks', n) for n in names]
             pred = L.load_masks(paths).numpy()

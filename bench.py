@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 import landslide as L
+import predict
 import refine
 import rundir
 import speed
@@ -248,7 +249,6 @@ def products(run, out, seeds, size):
     generator wrote it), through --s2 from its L1C and L2A products (DN rounding, bands at 20
     and 60 m resampled, the DEM through 30 m in EPSG:4326, slope by Horn's method), and
     pre-stacked with B10 filled as L2A fills it (the networks trained with B10)."""
-    import predict
     import sentinel2
     lines = ['| seed | pre-stacked | --s2 L1C | --s2 L2A | pre-stacked, B10 filled |',
              '|---|---|---|---|---|']
@@ -263,15 +263,15 @@ def products(run, out, seeds, size):
                                                       ('scene', 'scene.tif'))}
             p['product'] = next(os.path.join(d, f) for f in os.listdir(d) if f.endswith('.SAFE'))
             name = sentinel2.open_product(p['product'])['name']
-            f1[level] = map_f1(predict, run, ['--s2', p['product'], '--dem', p['dem']], p['truth'],
+            f1[level] = map_f1(run, ['--s2', p['product'], '--dem', p['dem']], p['truth'],
                                os.path.join(out, f'maps-{seed}-{level}'), name)
         scene = os.path.join(out, f'seed{seed}-L1C', 'scene.tif')
-        f1['pre'] = map_f1(predict, run, ['--scene', scene], p['truth'],
+        f1['pre'] = map_f1(run, ['--scene', scene], p['truth'],
                            os.path.join(out, f'maps-{seed}-pre'), 'scene')
         filled = os.path.join(out, f'seed{seed}-b10', 'scene.tif')
         if not os.path.exists(filled):
             fill_b10(scene, filled)
-        f1['b10'] = map_f1(predict, run, ['--scene', filled], p['truth'],
+        f1['b10'] = map_f1(run, ['--scene', filled], p['truth'],
                            os.path.join(out, f'maps-{seed}-b10'), 'scene')
         lines.append(f"| {seed} | {f1['pre']:.2f} | {f1['L1C']:.2f} | {f1['L2A']:.2f} | "
                      f"{f1['b10']:.2f} |")
@@ -281,7 +281,7 @@ def products(run, out, seeds, size):
     L.atomic_write(os.path.join(out, 'products.md'), lambda t: open(t, 'w').write(table))
 
 
-def map_f1(predict, run, inputs, truth, out, name):
+def map_f1(run, inputs, truth, out, name):
     """Map with predict.py against a true mask. -> pixel F1 %"""
     if not os.path.exists(os.path.join(out, 'metrics.json')):
         argv = ['--run', run, *inputs, '--truth', truth, '--out', out, '--device', 'cpu']

@@ -25,6 +25,8 @@ def components(mask, transform):
     """Connected landslides of a mask. mask: bool [H, W] -> (labels int32 [H, W], 0 outside
     any, k inside the k-th; [(k, polygon in the mask's CRS)])"""
     from rasterio import features
+    from rasterio.transform import Affine
+    transform = Affine.identity() if transform is None else transform    # a scene without CRS
     shapes = [geom for geom, _ in features.shapes(mask.astype(np.uint8), mask=mask,
                                                     connectivity=4, transform=transform)]
     labels = np.zeros(mask.shape, np.int32)
@@ -50,21 +52,32 @@ def pixel_areas(transform, crs, rows):
     return np.full(rows, abs(transform.a * transform.e - transform.b * transform.d))
 
 
-def landslide_polygons(mask, prob, transform, crs, min_area=0.0):
-    """mask: uint8 [H, W] (1 landslide, 0, 255 no data); prob: uint8 [H, W], probability x 250.
-    -> (GeoJSON FeatureCollection dict, total area m² or None)"""
+def label_sums(labels, prob, areas, n, rows=1024):
+    """Per connected landslide, in bands of `rows` rows (no whole-scene float arrays): pixel
+    count, probability sum and max, area. labels: int32 [H, W] (0 outside any, 1..n-1); prob:
+    uint8 [H, W] (x 250); areas: per-row pixel area [H] or None. -> four arrays [n] (area None)"""
+    pixels, psum, pmax = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
+    area = None if areas is None else np.zeros(n)
+    for a in range(0, len(labels), rows):
+        lab = labels[a:a + rows].ravel()
+        p = prob[a:a + rows].ravel() / 250.0
+        pixels += np.bincount(lab, minlength=n)
+        psum += np.bincount(lab, weights=p, minlength=n)
+        np.maximum.at(pmax, lab, p)
+        if area is not None:
+            w = np.repeat(areas[a:a + rows], labels.shape[1])
+            area += np.bincount(lab, weights=w, minlength=n)
+    return pixels, psum, pmax, area
+
+
+def landslide_polygons(mask, prob, transform, crs, min_area=0.0, found=None):
+    """mask: uint8 [H, W] (1 landslide, 0, 255 no data); prob: uint8 [H, W], probability x 250;
+    found: components(mask == 1, transform) when already traced. -> (GeoJSON FeatureCollection
+    dict, total area m² or None)"""
     from rasterio.warp import transform_geom
-    labels, shapes = components(mask == 1, transform)
-    n = len(shapes) + 1
-    flat = labels.ravel()
-    pixels = np.bincount(flat, minlength=n)
-    p = prob.ravel().astype(np.float64) / 250
-    psum = np.bincount(flat, weights=p, minlength=n)
-    pmax = np.zeros(n)
-    np.maximum.at(pmax, flat, p)
-    areas = pixel_areas(transform, crs, mask.shape[0])
-    area = None if areas is None else np.bincount(
-        flat, weights=np.repeat(areas, mask.shape[1]), minlength=n)
+    labels, shapes = found or components(mask == 1, transform)
+    pixels, psum, pmax, area = label_sums(labels, prob, pixel_areas(transform, crs, len(mask)),
+                                          len(shapes) + 1)
     feats, total = [], 0.0
     for k, geom in shapes:
         a = None if area is None else float(area[k])
@@ -107,19 +120,16 @@ def read_truth(path, H, W):
     return m == 1
 
 
-def inventory_check(mask, truth, transform=None):
-    """mask: uint8 [H, W] (1, 0, 255 no data); truth: bool [H, W]. No-data pixels are left out.
-    -> dict(pixels: precision, recall, f1, iou; objects: true, found, missed, predicted,
-    false)"""
+def inventory_check(mask, truth, transform=None, found=None):
+    """mask: uint8 [H, W] (1, 0, 255 no data); truth: bool [H, W]. No-data pixels are left out;
+    found: components(mask == 1, transform) when already traced. -> dict(pixels: precision,
+    recall, f1, iou; objects: true, found, missed, predicted, false)"""
     valid = mask != S.NODATA_OUT
     pred = (mask == 1) & valid
     gt = truth & valid
     pix = L.scores(*L.confusion(pred, gt))
-    if transform is None:
-        from rasterio.transform import Affine
-        transform = Affine.identity()
     t_lab, t_shapes = components(gt, transform)
-    p_lab, p_shapes = components(pred, transform)
+    p_lab, p_shapes = found or components(pred, transform)
     both = pred & gt
     found = np.unique(t_lab[both])
     hit = np.unique(p_lab[both])

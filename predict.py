@@ -150,18 +150,20 @@ def vectorize(sc, out, min_area, truth, log):
         return {}
     ext = {'tif': '.tif', 'h5': '.h5', 'npy': '.npy'}[sc.fmt]
     mask = read_output(os.path.join(out, f'{sc.name}_landslide{ext}'), 'landslide')
+    found = polygons.components(mask == 1, sc.transform)   # traced once, for both uses below
     added = {}
     if sc.crs is None:
         log(f'{sc.name}: no polygons: the scene has no CRS (a GeoTIFF has one)')
     else:
         prob = read_output(os.path.join(out, f'{sc.name}_probability{ext}'), 'probability')
-        fc, area = polygons.landslide_polygons(mask, prob, sc.transform, sc.crs, min_area)
+        fc, area = polygons.landslide_polygons(mask, prob, sc.transform, sc.crs, min_area, found)
         gname = f'{sc.name}_landslides.geojson'
         polygons.write_geojson(os.path.join(out, gname), fc)
         added = dict(landslides=len(fc['features']), landslides_m2=area, min_area_m2=min_area,
                      geojson=gname)
     if truth:
-        m = polygons.inventory_check(mask, polygons.read_truth(truth, sc.H, sc.W))
+        true = polygons.read_truth(truth, sc.H, sc.W)
+        m = polygons.inventory_check(mask, true, sc.transform, found)
         add_to(out, 'metrics.json', sc.name, {'truth': os.path.abspath(truth), **m})
         p, o = m['pixels'], m['objects']
         log(f"{sc.name} against {truth}: precision {p['precision']:.4f} recall {p['recall']:.4f} "

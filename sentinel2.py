@@ -27,7 +27,6 @@ Needs rasterio (pip install -r requirements-geo.txt): its wheels carry the JPEG 
 """
 import os
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 
@@ -41,13 +40,6 @@ DESCRIPTIONS = BANDS + ['slope (degrees)', 'DEM (m)']
 B10_FILL = 0.0                                  # reflectance given to L2A's missing B10
 ROWS = 1024                                     # rows per streamed band (JPEG 2000 tile rows)
 FILE = re.compile(r'_(B0[1-9]|B1[0-2]|B8A)(?:_(\d+)m)?\.jp2$', re.IGNORECASE)
-
-
-def is_product(path):
-    """A .SAFE folder, its .zip, or a folder holding a MTD_MSIL1C/2A.xml."""
-    p = path.rstrip('/')
-    return p.lower().endswith(('.safe', '.zip')) or (os.path.isdir(p) and _metadata_name(
-        os.listdir(p)) is not None)
 
 
 def _metadata_name(names):
@@ -156,35 +148,30 @@ def stack(product_path, dem_path, out, log=print):
     if not _overlaps(transform_bounds(dem.crs, ref.crs, *dem.bounds), b):
         raise L.DataError(f'{dem_path}: the DEM does not overlap the product '
                           f'({os.path.basename(product_path)})')
-    vrts = {k: (s if (s.width, s.height) == (W, H) and s.transform == tr else
-                WarpedVRT(s, resampling=res, src_nodata=0, nodata=0, **grid))
-            for k, s in srcs.items()}
+    vrts = {k: on_grid(s, grid, WarpedVRT, res) for k, s in srcs.items()}
     dvrt = WarpedVRT(dem, resampling=res, src_nodata=dem.nodata, nodata=np.nan,
                      dtype='float32', **grid)
-    folder = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(out) + '.', suffix='.tmp')
-    os.close(fd)
     profile = dict(driver='GTiff', width=W, height=H, count=L.BANDS, dtype='float32',
                    crs=ref.crs, transform=tr, nodata=np.nan, tiled=True, blockxsize=256,
                    blockysize=256, compress='deflate', predictor=3, BIGTIFF='IF_SAFER')
-    try:
+    counts = {}
+
+    def write(tmp):
         # GDAL's block cache bounded: 512 MB holds a row of every band's JPEG 2000 tiles
         with rio.Env(GDAL_CACHEMAX=512), rio.open(tmp, 'w', **profile) as dst:
             for i, d in enumerate(DESCRIPTIONS, 1):
                 dst.set_band_description(i, d)
-            covered, nodata, no_dem = _write_rows(dst, vrts, dvrt, pr, abs(tr.a), abs(tr.e), H, W)
-        if covered == 0 and no_dem > 0:
+            counts['covered'], counts['nodata'], counts['no_dem'] = _write_rows(
+                dst, vrts, dvrt, pr, dem_path, abs(tr.a), abs(tr.e), H, W)
+        if counts['covered'] == 0 and counts['no_dem'] > 0:
             raise L.DataError(f'{dem_path}: the DEM holds no elevation over the product '
                               f'(all no-data there)')
-        os.chmod(tmp, 0o666 & ~L._UMASK)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    try:
+        L.atomic_write(out, write)
     finally:
         for s in list(srcs.values()) + [dem]:
             s.close()
+    covered, nodata, no_dem = counts['covered'], counts['nodata'], counts['no_dem']
     if no_dem:
         share = covered / (covered + no_dem)
         log(f"warning: {dem_path}: the DEM covers {100 * share:.1f} % of the product's valid "
@@ -192,7 +179,15 @@ def stack(product_path, dem_path, out, log=print):
     return dict(path=out, size=[H, W], level=pr['level'], covered=covered, nodata=nodata)
 
 
-def _write_rows(dst, vrts, dvrt, pr, xres, yres, H, W):
+def on_grid(src, grid, WarpedVRT, resampling):
+    """A band as read on the 10 m grid: itself when it lies on it, else warped (DN 0 is no data
+    and takes no part in the resampling)."""
+    same = (src.width, src.height) == (grid['width'], grid['height']) and \
+        src.transform == grid['transform']
+    return src if same else WarpedVRT(src, resampling=resampling, src_nodata=0, nodata=0, **grid)
+
+
+def _write_rows(dst, vrts, dvrt, pr, dem_path, xres, yres, H, W):
     """Stream the stack into dst in bands of ROWS rows. -> (pixels with data, pixels without,
     pixels with imagery but no elevation)"""
     from rasterio.windows import Window
@@ -209,7 +204,7 @@ def _write_rows(dst, vrts, dvrt, pr, xres, yres, H, W):
             bad |= dn == 0
             out[i] = (dn.astype(np.float32) + pr['offset'][band]) / pr['quantification']
         lo, hi = max(a - 1, 0), min(a + n + 1, H)  # one row of halo each side for the slope
-        z = _read(dvrt, Window(0, lo, W, hi - lo), 'the DEM')
+        z = _read(dvrt, Window(0, lo, W, hi - lo), dem_path)
         z = np.pad(z, ((a - lo == 0, a + n + 1 - hi), (0, 0)), mode='edge')
         out[12], out[13] = horn_slope(z, xres, yres), z[1:-1]
         gap = ~np.isfinite(out[12]) & ~bad

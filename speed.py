@@ -379,9 +379,7 @@ def write_big_product(folder, size, level):
     for res, bands in synthetic.band_files(level).items():
         for band in bands:
             k = res // 10
-            refl = img[..., 7 if band == 'B8A' else int(band[1:]) - 1]
-            dn = np.clip(np.round(refl * 10000 + 1000), 1, 65535)
-            dn = dn.reshape(base // k, k, base // k, k).mean((1, 3)).round().astype(np.uint16)
+            dn = synthetic.band_dn(img, band, res, -1000.0)
             dn = np.tile(dn, (reps, reps))[:size // k, :size // k]
             sub = f'R{res}m/' if level == 'L2A' else ''
             path = os.path.join(folder, 'product.SAFE', 'GRANULE', f'{level}_T45RUL', 'IMG_DATA',

@@ -262,14 +262,7 @@ def synth_product(out, size=384, shift=1.0, seed=0, level='L2A', baseline='04.00
     offset = -1000.0 if baseline >= '04.00' else 0.0
     for res, bands in band_files(level).items():
         for band in bands:
-            if band == 'B8A':                      # not a Landslide4Sense band: any values
-                refl = img[..., 7]
-            else:
-                refl = img[..., int(band[1:]) - 1]
-            dn = np.clip(np.round(refl * 10000 - offset), 1, 65535)
-            dn[corner] = 0
-            k = res // 10
-            dn = dn.reshape(size // k, k, size // k, k).mean((1, 3)).round().astype(np.uint16)
+            dn = band_dn(img, band, res, offset, corner)
             if level == 'L2A':
                 rel = f'IMG_DATA/R{res}m/{TILE}_{WHEN}_{band}_{res}m.jp2'
             else:
@@ -287,6 +280,18 @@ def synth_product(out, size=384, shift=1.0, seed=0, level='L2A', baseline='04.00
                        dtype='uint8', crs=crs, transform=tr) as f:
         f.write(mask, 1)
     return paths
+
+
+def band_dn(img, band, res, offset, nodata=None):
+    """One band's DN at `res` metres from a 10 m scene img [n, n, 14] (n a multiple of res / 10):
+    DN = reflectance x 10000 - offset, 0 where `nodata` (bool [n, n]), averaged over res / 10
+    pixels a side. -> uint16 [n / k, n / k]"""
+    refl = img[..., 7 if band == 'B8A' else int(band[1:]) - 1]   # B8A: not a L4S band, any values
+    dn = np.clip(np.round(refl * 10000 - offset), 1, 65535)
+    if nodata is not None:
+        dn[nodata] = 0
+    k, n = res // 10, len(img)
+    return dn.reshape(n // k, k, n // k, k).mean((1, 3)).round().astype(np.uint16)
 
 
 def band_files(level):

@@ -32,6 +32,7 @@ import refine
 import rundir
 import speed
 import synthetic
+import synthetic_s2
 
 # ----------------------------------------------------------------------------- ablation
 ABLATION_DATA = dict(train=160, valid=0, test=60, shift=1.0)
@@ -257,7 +258,7 @@ def products(run, out, seeds, size):
         for level in ('L1C', 'L2A'):
             d = os.path.join(out, f'seed{seed}-{level}')
             if not os.path.isdir(d):
-                synthetic.synth_product(d + '.part', size, 1.0, seed, level)
+                synthetic_s2.synth_product(d + '.part', size, 1.0, seed, level)
                 os.replace(d + '.part', d)
             p = {k: os.path.join(d, v) for k, v in (('dem', 'dem.tif'), ('truth', 'truth.tif'),
                                                       ('scene', 'scene.tif'))}

@@ -1,8 +1,11 @@
 """Mapping a whole scene tile by tile ("large-scale ... disaster monitoring", paper §1): the
-scene is its own domain (its own band statistics, no-data left out; with AdaBN its own
-BatchNorm statistics too); 128-pixel windows overlap by `overlap`, reflect-padded at the edges,
-blended with a smooth weight; the mask and probability are written band by band, so memory is
-bounded by one band of tile rows whatever the scene's size. predict.py calls map_scene.
+scene is its own domain (its own band statistics over the pixels it could see: no-data and what
+its cloud mask leaves out; with AdaBN its own BatchNorm statistics too, from tiles free of
+both); 128-pixel windows overlap by `overlap`, reflect-padded at the edges, blended with a
+smooth weight; the mask and probability are written band by band, so memory is bounded by one
+band of tile rows whatever the scene's size. Pixels under a cloud, its shadow or snow are not
+analysed: 254 in the mask, NaN in the probability, zeros (the mean) to the networks.
+predict.py calls map_scene.
 """
 import ctypes
 import math
@@ -14,9 +17,19 @@ import numpy as np
 import torch
 
 import landslide as L
+import quicklook
 import refine
 import scene as S
-from report import true_colour, write_png
+from report import write_png
+
+NOT_ANALYSED = 254                    # the landslide map's value where it could not see
+MIN_ANALYSED = 0.01                   # below this share of the data: nothing mapped
+# the landslide map's values: name and colour (RGBA: a GIS shows 0 and 255 through)
+CLASSES = {0: ('no landslide', (255, 255, 255, 0)), 1: ('landslide', (230, 30, 30, 255)),
+           NOT_ANALYSED: ('not analysed (cloud, cloud shadow, snow)', (160, 170, 190, 255)),
+           S.NODATA_OUT: ('no data', (0, 0, 0, 0))}
+STYLES = {0: ('no landslide', None, 'plain'), 1: ('landslide', (255, 40, 40), 'outline'),
+          NOT_ANALYSED: ('not analysed', None, 'hatch')}
 
 
 def blend_window(overlap, size=L.SIZE):
@@ -30,26 +43,38 @@ def blend_window(overlap, size=L.SIZE):
 
 def tile_rows(sc, j, stride, pad, width, nodata):
     """The j-th band of tile rows, scene rows reflected at the edges. -> (raw float32
-    [128, width, 14], no-data bool [128, width]); padded row p is scene row p - pad."""
+    [128, width, 14], no-data bool [128, width], not analysed bool [128, width]: data the cloud
+    mask leaves out); padded row p is scene row p - pad."""
     r = np.arange(j * stride, j * stride + L.SIZE) - pad
     r = np.abs(r)                                           # reflect at the top ...
     r = np.where(r >= sc.H, 2 * (sc.H - 1) - r, r)          # ... and at the bottom
+    cols = ((0, 0), (pad, width - sc.W - pad))
     raw = sc.rows(r.min(), r.max() + 1)[r - r.min()]
-    raw = np.pad(raw, ((0, 0), (pad, width - sc.W - pad), (0, 0)), mode='reflect')
-    return raw, S.nodata_mask(raw, nodata)
+    raw = np.pad(raw, cols + ((0, 0),), mode='reflect')
+    unseen = np.pad(sc.unseen(r.min(), r.max() + 1)[r - r.min()], cols, mode='reflect') > 0
+    nd = S.nodata_mask(raw, nodata)
+    return raw, nd, unseen & ~nd
 
 
-def adabn_tiles(load, ny, stride, rows=8, per_row=16):
-    """Tiles for AdaBN, the scene's own BatchNorm statistics: up to per_row tiles without a
-    no-data pixel from each of `rows` evenly spaced tile rows (a scene with none: no batch, and
-    the networks keep theirs). load(j) -> (raw, no-data [128, width], tiles [n, 14, 128, 128],
-    their columns). Yields [k, 14, 128, 128]."""
+def adabn_tiles(load, ny, stride, rows=8, per_row=16, at_least=32):
+    """Tiles for AdaBN, the scene's own BatchNorm statistics: up to per_row tiles free of no-data
+    and of not-analysed pixels from each of `rows` evenly spaced tile rows, then, while fewer
+    than at_least were found (a cloudy scene), from the other rows in turn (a scene with none:
+    no batch, and the networks keep theirs). load(j) -> (raw, no-data [128, width], not analysed
+    [128, width], tiles [n, 14, 128, 128], their columns). Yields [k, 14, 128, 128]."""
     g = torch.Generator().manual_seed(0)
-    for j in sorted({round(k * (ny - 1) / (rows - 1)) for k in range(rows)}):
-        _, nd, tiles, cols = load(j)
-        clean = [k for k, i in enumerate(cols) if not nd[:, i * stride:i * stride + L.SIZE].any()]
+    first = sorted({round(k * (ny - 1) / (rows - 1)) for k in range(rows)})
+    found = 0
+    for j in first + [j for j in range(ny) if j not in first]:
+        if j not in first and found >= at_least:
+            break
+        _, nd, un, tiles, cols = load(j)
+        off = nd | un
+        clean = [k for k, i in enumerate(cols) if not off[:, i * stride:i * stride + L.SIZE].any()]
         if clean:
-            yield tiles[torch.tensor(clean)[torch.randperm(len(clean), generator=g)[:per_row]]]
+            pick = torch.tensor(clean)[torch.randperm(len(clean), generator=g)[:per_row]]
+            found += len(pick)
+            yield tiles[pick]
 
 
 def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
@@ -58,33 +83,32 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
     t0, T = time.time(), L.SIZE
     nodata = sc.nodata if nodata is None else nodata
     g = grid(sc, overlap)
-    stats = S.scene_stats(sc, nodata)
-    if stats['valid'] == 0:
-        log(f'warning: {sc.path}: every pixel is no-data; the outputs are all {S.NODATA_OUT}')
+    stats, seen, blind = analysed_statistics(sc, nodata, log)
     mean, std = np.asarray(stats['mean'], np.float32), np.asarray(stats['std'], np.float32)
     ext = {'tif': '.tif', 'h5': '.h5', 'npy': '.npy'}[sc.fmt]
     paths = {k: os.path.join(out, f'{sc.name}_{k}{ext}') for k in ('landslide', 'probability')}
-    writers = {k: S.Writer(p, sc, k) for k, p in paths.items()}
+    writers = {'landslide': S.Writer(paths['landslide'], sc, 'landslide', classes=CLASSES),
+               'probability': S.Writer(paths['probability'], sc, 'probability', 'float32')}
     acc = dict(prob=torch.zeros(T, g['width']), weight=torch.zeros(T, g['width']),
                blend=torch.from_numpy(blend_window(overlap)), rgb=[], mask=[], land=0, nodata=0,
-               step_q=max(1, math.ceil(max(sc.H, sc.W) / 1024)))  # quicklook: every step_q-th
+               unseen=0, step_q=max(1, math.ceil(max(sc.H, sc.W) / 1024)))  # quicklook's step
     pool, last = ThreadPoolExecutor(1), time.time()   # reads band j + 1 while j is predicted
 
     def load(j):
-        return load_band(sc, j, g, nodata, mean, std)
+        return load_band(sc, j, g, nodata, mean, std, blind)
     try:
-        if c.adabn:
+        if c.adabn and not blind:
             models = refine.adapt_bn(models, adabn_tiles(load, g['ny'], g['stride']), c, dev)
         nxt = pool.submit(load, 0)
         for j in range(g['ny']):
-            raw, nd, tiles, busy = nxt.result()
+            raw, nd, un, tiles, busy = nxt.result()
             if j + 1 < g['ny']:
                 nxt = pool.submit(load, j + 1)
             prob = torch.zeros(g['nx'], T, T)
             if busy:
                 prob[busy] = refine.predict(models, tiles, c, dev)
             blend_band(acc, prob, g)
-            write_final_rows(acc, writers, j, raw, nd, sc, g)
+            write_final_rows(acc, writers, j, raw, nd, un, sc, g)
             release_freed_memory()
             if time.time() - last > log_every or j == g['ny'] - 1:
                 last, rate = time.time(), (j + 1) * g['nx'] / (time.time() - t0)
@@ -100,13 +124,35 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
         raise
     finally:
         pool.shutdown(cancel_futures=True)
-    look = quicklook(np.concatenate(acc['rgb']), np.concatenate(acc['mask']))
+    look = quicklook.picture(np.concatenate(acc['rgb']), np.concatenate(acc['mask']), STYLES)
     write_png(os.path.join(out, f'{sc.name}_quicklook.png'), look)
     return dict(scene=sc.path, size=[sc.H, sc.W], tiles=g['ny'] * g['nx'],
                 seconds=round(time.time() - t0, 2), landslide_pixels=acc['land'],
                 nodata_pixels=acc['nodata'], landslide_m2=area_m2(sc, acc['land']),
+                cloud_mask=sc.clouds and os.path.abspath(sc.clouds),
+                analysed_pixels=0 if blind else stats['valid'], not_analysed_pixels=acc['unseen'],
+                analysed_share=0.0 if blind else round(seen, 4),
+                analysed_m2=area_m2(sc, 0 if blind else stats['valid']),
+                not_analysed_m2=area_m2(sc, acc['unseen']),
+                not_analysed_by_class=stats['unseen_by_class'],
                 outputs=sorted(os.path.basename(p) for p in paths.values()) +
                 [f'{sc.name}_quicklook.png'])
+
+
+def analysed_statistics(sc, nodata, log):
+    """The scene's statistics over what it could see (scene.scene_stats), the analysed share of
+    its pixels with data, and whether it is too little to map (under MIN_ANALYSED: then the map
+    is all NOT_ANALYSED, with a warning). -> (stats, share, blind)"""
+    stats = S.scene_stats(sc, nodata)
+    seen = stats['valid'] / max(stats['valid'] + stats['unseen'], 1)
+    blind = stats['valid'] + stats['unseen'] > 0 and seen < MIN_ANALYSED
+    if stats['valid'] + stats['unseen'] == 0:
+        log(f'warning: {sc.path}: every pixel is no-data; the outputs are all {S.NODATA_OUT}')
+    elif blind:
+        log(f'warning: {sc.path}: {100 * seen:.2f} % of the pixels with data could be analysed '
+            f'(under {100 * MIN_ANALYSED:.0f} %: clouds, shadows or snow); nothing is mapped, '
+            f'the map is {NOT_ANALYSED} wherever there is data')
+    return stats, seen, blind
 
 
 def grid(sc, overlap):
@@ -117,17 +163,21 @@ def grid(sc, overlap):
     return dict(stride=stride, pad=pad, ny=ny, nx=nx, width=(nx - 1) * stride + T)
 
 
-def load_band(sc, j, g, nodata, mean, std):
-    """Band j of tile rows, read and normalized. -> (raw [128, width, 14], no-data
-    [128, width], the tiles holding any data [n, 14, 128, 128], their columns)"""
+def load_band(sc, j, g, nodata, mean, std, blind=False):
+    """Band j of tile rows, read and normalized; no-data and not-analysed pixels 0 (the mean).
+    -> (raw [128, width, 14], no-data [128, width], not analysed [128, width], the tiles holding
+    any analysed pixel [n, 14, 128, 128], their columns; none when blind)"""
     T, stride = L.SIZE, g['stride']
-    raw, nd = tile_rows(sc, j, stride, g['pad'], g['width'], nodata)
+    raw, nd, un = tile_rows(sc, j, stride, g['pad'], g['width'], nodata)
+    un = ~nd if blind else un                         # too little seen: none of it is mapped
+    off = nd | un
     x = raw - mean                                    # [T, width, 14], normalized in place
     x /= std
-    x[nd] = 0.0
+    x[off] = 0.0
     tiles = torch.from_numpy(x).unfold(1, T, stride)  # [T, nx, 14, T]: one copy below
-    busy = [i for i in range(g['nx']) if not nd[:, i * stride:i * stride + T].all()]
-    return raw, nd, tiles.permute(1, 2, 0, 3)[busy].contiguous(), busy
+    busy = [] if blind else [i for i in range(g['nx'])
+                             if not off[:, i * stride:i * stride + T].all()]
+    return raw, nd, un, tiles.permute(1, 2, 0, 3)[busy].contiguous(), busy
 
 
 def blend_band(acc, prob, g):
@@ -138,9 +188,9 @@ def blend_band(acc, prob, g):
         acc['weight'][:, i * stride:i * stride + T] += acc['blend']
 
 
-def write_final_rows(acc, writers, j, raw, nd, sc, g):
-    """Write the scene rows that band j completed (mask: 1, 0 or 255 for no data; probability
-    x 250), keep their quicklook pixels, and shift the accumulator up by one stride."""
+def write_final_rows(acc, writers, j, raw, nd, un, sc, g):
+    """Write the scene rows that band j completed (mask: 1, 0, 254 not analysed, 255 no data;
+    probability, NaN at both), keep their quicklook pixels, shift the accumulator one stride."""
     T, stride, pad = L.SIZE, g['stride'], g['pad']
     done = T if j == g['ny'] - 1 else stride          # padded rows now final: [0, done)
     a = j * stride - pad                              # ... are scene rows [a, a + done)
@@ -148,12 +198,13 @@ def write_final_rows(acc, writers, j, raw, nd, sc, g):
     if hi > lo:
         p = (acc['prob'][lo - a:hi - a] / acc['weight'][lo - a:hi - a])[:, pad:pad + sc.W].numpy()
         bad = nd[lo - a:hi - a, pad:pad + sc.W]
-        mask = np.where(bad, S.NODATA_OUT, p >= 0.5).astype(np.uint8)
+        hid = un[lo - a:hi - a, pad:pad + sc.W]
+        mask = np.where(bad, S.NODATA_OUT, np.where(hid, NOT_ANALYSED, p >= 0.5)).astype(np.uint8)
         writers['landslide'].write(lo, mask)
-        prob = np.where(bad, S.NODATA_OUT, np.round(p * 250)).astype(np.uint8)
-        writers['probability'].write(lo, prob)
+        writers['probability'].write(lo, np.where(bad | hid, np.nan, p).astype(np.float32))
         acc['land'] += int((mask == 1).sum())
         acc['nodata'] += int(bad.sum())
+        acc['unseen'] += int(hid.sum())
         q = acc['step_q']
         keep = np.array([k for k in range(lo, hi) if k % q == 0], int)
         acc['rgb'].append(raw[keep - a][:, pad:pad + sc.W:q][..., [3, 2, 1]].copy())  # B4 B3 B2
@@ -161,16 +212,6 @@ def write_final_rows(acc, writers, j, raw, nd, sc, g):
     width = g['width']
     acc['prob'] = torch.cat([acc['prob'][stride:], torch.zeros(stride, width)])
     acc['weight'] = torch.cat([acc['weight'][stride:], torch.zeros(stride, width)])
-
-
-def quicklook(raw, mask):
-    """True colour with landslides outlined in red. raw: [h, w, 3] B4, B3, B2; mask: uint8 [h, w]
-    (1, 0, 255) -> uint8 [h, w, 3]"""
-    img = true_colour(raw, (mask != S.NODATA_OUT) & np.isfinite(raw).all(-1))
-    m = np.pad(mask == 1, 1)
-    inner = m[1:-1, 1:-1] & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
-    img[(mask == 1) & ~inner] = (255, 40, 40)
-    return img
 
 
 def area_m2(sc, pixels):

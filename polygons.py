@@ -52,45 +52,87 @@ def pixel_areas(transform, crs, rows):
     return np.full(rows, abs(transform.a * transform.e - transform.b * transform.d))
 
 
-def label_sums(labels, prob, areas, n, rows=1024):
+def label_sums(labels, prob, areas, n, mask=None, rows=1024):
     """Per connected landslide, in bands of `rows` rows (no whole-scene float arrays): pixel
-    count, probability sum and max, area. labels: int32 [H, W] (0 outside any, 1..n-1); prob:
-    uint8 [H, W] (x 250); areas: per-row pixel area [H] or None. -> four arrays [n] (area None)"""
-    pixels, psum, pmax = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
-    area = None if areas is None else np.zeros(n)
+    count, probability sum and max, area, and pixels next to (8 neighbours) the not-analysed
+    area and to no data. labels: int32 [H, W] (0 outside any, 1..n-1); prob: float [H, W] (NaN
+    outside the analysed area); areas: per-row pixel area [H] or None; mask: the map, uint8
+    [H, W] (254 not analysed, 255 no data). -> dict of arrays [n] (area None without areas)"""
+    out = {k: np.zeros(n) for k in ('psum', 'pmax', 'near_unseen', 'near_nodata')}
+    out['pixels'], out['area'] = np.zeros(n, np.int64), None if areas is None else np.zeros(n)
     for a in range(0, len(labels), rows):
         lab = labels[a:a + rows].ravel()
-        p = prob[a:a + rows].ravel() / 250.0
-        pixels += np.bincount(lab, minlength=n)
-        psum += np.bincount(lab, weights=p, minlength=n)
-        np.maximum.at(pmax, lab, p)
-        if area is not None:
+        p = np.nan_to_num(prob[a:a + rows].astype(np.float64)).ravel()
+        out['pixels'] += np.bincount(lab, minlength=n)
+        out['psum'] += np.bincount(lab, weights=p, minlength=n)
+        np.maximum.at(out['pmax'], lab, p)
+        if areas is not None:
             w = np.repeat(areas[a:a + rows], labels.shape[1])
-            area += np.bincount(lab, weights=w, minlength=n)
-    return pixels, psum, pmax, area
+            out['area'] += np.bincount(lab, weights=w, minlength=n)
+        if mask is not None:
+            lo = max(a - 1, 0)
+            halo = mask[lo:a + rows + 1]
+            for key, value in (('near_unseen', 254), ('near_nodata', S.NODATA_OUT)):
+                near = neighbours(halo == value)[a - lo:a - lo + len(labels[a:a + rows])]
+                out[key] += np.bincount(lab, weights=near.ravel(), minlength=n)
+    return out
 
 
-def landslide_polygons(mask, prob, transform, crs, min_area=0.0, found=None):
-    """mask: uint8 [H, W] (1 landslide, 0, 255 no data); prob: uint8 [H, W], probability x 250;
-    found: components(mask == 1, transform) when already traced. -> (GeoJSON FeatureCollection
-    dict, total area m² or None)"""
+def neighbours(m):
+    """Pixels of m (bool [h, w]) or next to one of them, 8-connected. -> bool [h, w]"""
+    p = np.pad(m, 1)
+    h, w = m.shape
+    return np.logical_or.reduce([p[i:i + h, j:j + w] for i in range(3) for j in range(3)])
+
+
+def landslide_polygons(mask, prob, transform, crs, min_area=0.0, found=None, extra=None):
+    """mask: uint8 [H, W] (1 landslide, 0, 254 not analysed, 255 no data); prob: float [H, W];
+    found: components(mask == 1, transform) when already traced; extra(k) -> more properties
+    of landslide k. Each polygon says whether it touches the not-analysed area or no data: its
+    outline may go on under a cloud or beyond the image. -> (GeoJSON FeatureCollection dict,
+    total area m² or None)"""
     from rasterio.warp import transform_geom
     labels, shapes = found or components(mask == 1, transform)
-    pixels, psum, pmax, area = label_sums(labels, prob, pixel_areas(transform, crs, len(mask)),
-                                          len(shapes) + 1)
+    n = label_sums(labels, prob, pixel_areas(transform, crs, len(mask)), len(shapes) + 1, mask)
     feats, total = [], 0.0
     for k, geom in shapes:
-        a = None if area is None else float(area[k])
+        a = None if n['area'] is None else float(n['area'][k])
         if a is not None and a < min_area:
             continue
         total += a or 0.0
         g = transform_geom(crs, 'EPSG:4326', geom) if crs is not None else geom
+        px = int(n['pixels'][k])
         feats.append({'type': 'Feature', 'geometry': g, 'properties': {
-            'id': len(feats) + 1, 'area_m2': None if a is None else round(a, 1),
-            'pixels': int(pixels[k]), 'mean_probability': round(float(psum[k] / pixels[k]), 4),
-            'max_probability': round(float(pmax[k]), 4)}})
+            'id': len(feats) + 1, 'area_m2': None if a is None else round(a, 1), 'pixels': px,
+            'mean_probability': round(float(n['psum'][k] / px), 4),
+            'max_probability': round(float(n['pmax'][k]), 4),
+            'touches_not_analysed': bool(n['near_unseen'][k] > 0),
+            'touches_no_data': bool(n['near_nodata'][k] > 0), **(extra(k) if extra else {})}})
     fc = {'type': 'FeatureCollection', 'features': feats}
-    return fc, (None if area is None else round(total, 1))
+    return fc, (None if n['area'] is None else round(total, 1))
+
+
+def not_analysed_polygons(mask, transform, crs, cell=6):
+    """Where the map could not see, as polygons in WGS 84: cells of cell x cell pixels (60 m at
+    10 m, the coarsest cloud mask's pixel) holding any not-analysed pixel, so that the outlines
+    stay few and simple on a full tile. mask: uint8 [H, W] (254 not analysed). -> GeoJSON dict"""
+    from rasterio import features
+    from rasterio.transform import Affine
+    from rasterio.warp import transform_geom
+    H, W = mask.shape
+    coarse = np.zeros((-(-H // cell), -(-W // cell)), bool)
+    for a in range(0, H, 1024 // cell * cell):               # bands of rows, whole cells each
+        m = np.pad(mask[a:a + 1024 // cell * cell] == 254,
+                   ((0, -min(1024 // cell * cell, H - a) % cell), (0, -W % cell)))
+        coarse[a // cell:a // cell + len(m) // cell] = \
+            m.reshape(len(m) // cell, cell, -1, cell).any((1, 3))
+    tr = (Affine.identity() if transform is None else transform) @ Affine.scale(cell)
+    feats = []
+    for geom, _ in features.shapes(coarse.astype(np.uint8), mask=coarse, transform=tr):
+        g = transform_geom(crs, 'EPSG:4326', geom) if crs is not None else geom
+        feats.append({'type': 'Feature', 'geometry': g,
+                      'properties': {'id': len(feats) + 1, 'status': 'not analysed'}})
+    return {'type': 'FeatureCollection', 'features': feats}
 
 
 def write_geojson(path, fc):
@@ -121,10 +163,11 @@ def read_truth(path, H, W):
 
 
 def inventory_check(mask, truth, transform=None, found=None):
-    """mask: uint8 [H, W] (1, 0, 255 no data); truth: bool [H, W]. No-data pixels are left out;
-    found: components(mask == 1, transform) when already traced. -> dict(pixels: precision,
-    recall, f1, iou; objects: true, found, missed, predicted, false)"""
-    valid = mask != S.NODATA_OUT
+    """mask: uint8 [H, W] (1, 0, 254 not analysed, 255 no data); truth: bool [H, W]. Only the
+    analysed pixels count; found: components(mask == 1, transform) when already traced.
+    -> dict(pixels: precision, recall, f1, iou; objects: true, found, missed, predicted, false;
+    true_not_analysed: true landslide pixels the map could not see)"""
+    valid = mask < 254
     pred = (mask == 1) & valid
     gt = truth & valid
     pix = L.scores(*L.confusion(pred, gt))
@@ -136,4 +179,4 @@ def inventory_check(mask, truth, transform=None, found=None):
     objects = dict(true=len(t_shapes), found=int((found > 0).sum()),
                    missed=len(t_shapes) - int((found > 0).sum()), predicted=len(p_shapes),
                    false=len(p_shapes) - int((hit > 0).sum()))
-    return dict(pixels=pix, objects=objects)
+    return dict(pixels=pix, objects=objects, true_not_analysed=int((truth & (mask == 254)).sum()))

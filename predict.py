@@ -30,7 +30,7 @@ import refine
 import rundir
 import scene as S
 
-DEFAULTS = dict(overlap=L.SIZE // 4, nodata=None, device='auto', log_every=5.0)
+DEFAULTS = dict(overlap=L.SIZE // 4, nodata=None, device='auto', log_every=5.0, cloud_buffer=0)
 
 
 # ----------------------------------------------------------------------------- the trained run
@@ -110,7 +110,8 @@ def map_scenes(models, c, jobs, out, args, dev, rnd):
         if name in read_json(out, 'summary.json'):
             log(f'{name}: finished earlier, skipped')
             continue
-        sc = src if isinstance(src, S.Scene) else stacked_scene(src, args.dem, out, name, log)
+        sc = src if isinstance(src, S.Scene) else \
+            stacked_scene(src, args.dem, out, name, log, args.cloud_buffer)
         info = mapping.map_scene(models, c, sc, out, args.overlap, args.nodata, dev, log,
                                  args.log_every)
         info.update(run=os.path.abspath(args.run), round=rnd, overlap=args.overlap,
@@ -127,16 +128,32 @@ def map_scenes(models, c, jobs, out, args, dev, rnd):
         sc.close()
 
 
-def stacked_scene(product, dem, out, name, log):
-    """The product stacked with the DEM into <out>/<name>.tif (a finished stack is reused)."""
+def stacked_scene(product, dem, out, name, log, buffer=0, grid=None):
+    """The product stacked with the DEM into <out>/<name>.tif, its cloud mask beside it (a
+    finished stack is reused when its mask was made with the same buffer)."""
+    import cloudmask
     import sentinel2
     path = os.path.join(out, f'{name}.tif')
-    if os.path.exists(path):
+    if os.path.exists(path) and stack_buffer(path) == buffer:
         log(f'{name}: stacked earlier, reused {path}')
     else:
         log(f'{name}: stacking {product} with {dem}...')
-        sentinel2.stack(product, dem, path, log)
+        info = sentinel2.stack(product, dem, path, log, buffer, grid)
+        if info['mask']:
+            log(f"{name}: not analysed: {info['not_analysed']} pixels by its {info['mask']}"
+                f"{f' and {buffer} pixels around its clouds' if buffer else ''} "
+                f'({os.path.basename(cloudmask.sidecar(path))})')
     return S.Scene(path)
+
+
+def stack_buffer(path):
+    """The cloud buffer a stack's mask was made with (0 without a mask)."""
+    import cloudmask
+    side = cloudmask.sidecar(path)
+    if not os.path.exists(side):
+        return 0
+    with L.rasterio_for(side).open(side) as f:
+        return int(f.tags().get('CLOUD_BUFFER_PX', 0))
 
 
 def vectorize(sc, out, min_area, truth, log):
@@ -161,6 +178,11 @@ def vectorize(sc, out, min_area, truth, log):
         polygons.write_geojson(os.path.join(out, gname), fc)
         added = dict(landslides=len(fc['features']), landslides_m2=area, min_area_m2=min_area,
                      geojson=gname)
+        if (mask == 254).any():
+            uname = f'{sc.name}_not_analysed.geojson'
+            polygons.write_geojson(os.path.join(out, uname),
+                                   polygons.not_analysed_polygons(mask, sc.transform, sc.crs))
+            added['not_analysed_geojson'] = uname
     if truth:
         true = polygons.read_truth(truth, sc.H, sc.W)
         m = polygons.inventory_check(mask, true, sc.transform, found)
@@ -173,10 +195,18 @@ def vectorize(sc, out, min_area, truth, log):
 
 
 def read_output(path, key):
-    """A single-band uint8 output written by mapping.map_scene. -> uint8 [H, W]"""
+    """A single-band output written by mapping.map_scene: the mask uint8 [H, W], the
+    probability as float16 [H, W] (read in bands of rows: half a float32 copy's memory)"""
     if path.endswith('.tif'):
+        from rasterio.windows import Window
         with L.rasterio_for(path).open(path) as f:
-            return f.read(1)
+            if f.dtypes[0] == 'uint8':
+                return f.read(1)
+            out = np.empty((f.height, f.width), np.float16)
+            for a in range(0, f.height, 1024):
+                n = min(1024, f.height - a)
+                out[a:a + n] = f.read(1, window=Window(0, a, f.width, n))
+            return out
     if path.endswith('.npy'):
         return np.load(path)
     import h5py
@@ -268,6 +298,9 @@ def parse_args(argv):
                     help=f"pixels shared by neighbouring windows [default: {DEFAULTS['overlap']}]")
     ap.add_argument('--nodata', type=float, help='input value meaning no data (besides NaN and '
                     "all-zero pixels; default: the GeoTIFF's own, if any)")
+    ap.add_argument('--cloud-buffer', type=int, default=DEFAULTS['cloud_buffer'],
+                    help='with --s2: 10 m pixels around clouds, cirrus and cloud shadows also '
+                    f"left unanalysed [default: {DEFAULTS['cloud_buffer']}]")
     ap.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
     ap.add_argument('--log-every', type=float, default=DEFAULTS['log_every'],
                     help='seconds between progress lines')
@@ -279,6 +312,8 @@ def check_args(args):
     scenes = args.scene is not None or args.s2 is not None
     if (args.data is None) == (not scenes):
         raise L.DataError('give either --data (patches) or --scene / --s2 (whole scenes)')
+    if not 0 <= args.cloud_buffer <= 60:
+        raise L.DataError(f'--cloud-buffer must be 0 to 60 pixels, got {args.cloud_buffer}')
     if not 0 <= args.overlap < L.SIZE or args.overlap % 2:
         raise L.DataError(f'--overlap must be an even number in [0, {L.SIZE}), got {args.overlap}')
     if args.device == 'cuda' and not torch.cuda.is_available():

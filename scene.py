@@ -17,6 +17,7 @@ import sys
 import h5py
 import numpy as np
 
+import cloudmask
 import landslide as L
 
 FORMATS = {'.tif': 'tif', '.tiff': 'tif', '.h5': 'h5', '.hdf5': 'h5', '.npy': 'npy'}
@@ -25,12 +26,13 @@ NODATA_OUT = 255                                  # the no-data value of every o
 
 class Scene:
     """A scene opened for reading in row bands. Attributes: path, name, fmt, H, W, crs and
-    transform (GeoTIFF only, else None), nodata (the file's own no-data value, if it names one)."""
+    transform (GeoTIFF only, else None), nodata (the file's own no-data value, if it names one),
+    clouds (the path of its cloud mask, <name>_clouds.tif beside a GeoTIFF stack, or None)."""
 
     def __init__(self, path):
         self.path, self.fmt = path, FORMATS.get(os.path.splitext(path)[1].lower())
         self.name = os.path.splitext(os.path.basename(path))[0]
-        self.crs = self.transform = self.nodata = None
+        self.crs = self.transform = self.nodata = self.clouds = self._clouds = None
         if self.fmt is None:
             raise L.DataError(f"{path}: unknown scene format (use {', '.join(FORMATS)})")
         if not os.path.isfile(path):
@@ -72,6 +74,33 @@ class Scene:
             raise L.DataError(f'{path}: scene is {shape[0]} x {shape[1]}, smaller than one '
                               f'{L.SIZE} x {L.SIZE} window')
         self.H, self.W = int(shape[0]), int(shape[1])
+        if self.fmt == 'tif' and os.path.isfile(cloudmask.sidecar(path)):
+            self._open_clouds(cloudmask.sidecar(path))
+
+    def _open_clouds(self, path):
+        try:
+            self._clouds = L.rasterio_for(path).open(path)
+        except Exception as e:
+            raise L.DataError(f'{path}: unreadable cloud mask, truncated or corrupt? '
+                              f'({e.__class__.__name__})')
+        f = self._clouds
+        if (f.height, f.width, f.count, f.dtypes[0]) != (self.H, self.W, 1, 'uint8'):
+            raise L.DataError(f'{path}: a cloud mask must be one uint8 band of the scene\'s '
+                              f'{self.H} x {self.W}, found {f.count} {f.dtypes[0]} band(s) of '
+                              f'{f.height} x {f.width}')
+        self.clouds = path
+
+    def unseen(self, a, b):
+        """Rows a..b-1 of the cloud mask, cloudmask.CLASSES (all 0, analysed, without one).
+        -> uint8 [b - a, W]"""
+        if self._clouds is None:
+            return np.zeros((b - a, self.W), np.uint8)
+        from rasterio.windows import Window
+        try:
+            return self._clouds.read(1, window=Window(0, a, self.W, b - a))
+        except Exception as e:
+            raise L.DataError(f'{self.clouds}: rows {a}-{b} unreadable, truncated or corrupt? '
+                              f'({e.__class__.__name__})')
 
     def rows(self, a, b):
         """Rows a..b-1, all columns. -> float32 [b - a, W, 14]"""
@@ -93,6 +122,8 @@ class Scene:
     def close(self):
         if self.fmt != 'npy':
             getattr(self, '_h5', self._f).close()
+        if self._clouds is not None:
+            self._clouds.close()
 
 
 def nodata_mask(x, nodata=None):
@@ -103,37 +134,50 @@ def nodata_mask(x, nodata=None):
 
 
 def scene_stats(scene, nodata=None):
-    """Per-band mean/std of the scene's valid pixels, one streaming pass over bands of rows of
-    about 256 K pixels (Chan's update, as landslide.band_stats).
-    -> dict(mean=[14], std=[14], nonfinite, valid=pixels counted)"""
+    """Per-band mean/std of the scene's analysed pixels (with data, not under a cloud), one
+    streaming pass over bands of rows of about 256 K pixels (Chan's update, as
+    landslide.band_stats). -> dict(mean=[14], std=[14], nonfinite, valid=pixels counted,
+    unseen=pixels with data left out as not analysed, unseen_by_class={class name: pixels})"""
     acc, band_rows = L.StatsAccumulator(), max(32, 2 ** 18 // scene.W)
+    by_class = np.zeros(256, np.int64)
     for a in range(0, scene.H, band_rows):
-        x = scene.rows(a, min(a + band_rows, scene.H)).reshape(-1, L.BANDS)
-        acc.add_valid(x[~nodata_mask(x, nodata)])
-    return acc.result()
+        b = min(a + band_rows, scene.H)
+        x = scene.rows(a, b).reshape(-1, L.BANDS)
+        data, classes = ~nodata_mask(x, nodata), scene.unseen(a, b).ravel()
+        acc.add_valid(x[data & (classes == 0)])
+        by_class += np.bincount(classes[data & (classes > 0)], minlength=256)
+    named = {cloudmask.CLASSES.get(k, str(k)): int(v) for k, v in enumerate(by_class) if v}
+    return acc.result() | {'unseen': int(by_class.sum()), 'unseen_by_class': named}
 
 
 class Writer:
-    """A single-band uint8 H x W output in the input's format (GeoTIFF with the input's CRS and
-    transform), written in row bands to a temporary name; commit() renames it into place."""
+    """A single-band H x W output in the input's format (GeoTIFF with the input's CRS and
+    transform; uint8 with no-data 255, or float32 with NaN), written in row bands to a temporary
+    name; commit() renames it into place. classes: {value: (name, rgb)}, a uint8 GeoTIFF's class
+    names (in its tags and, for a GIS's legend, its .aux.xml) and colour table."""
 
-    def __init__(self, path, scene, key):
-        self.path, self.fmt = path, scene.fmt
+    def __init__(self, path, scene, key, dtype='uint8', classes=None):
+        self.path, self.fmt, self.classes = path, scene.fmt, classes
         name = f'.{os.path.basename(path)}.{os.getpid()}.tmp'
         self.tmp = os.path.join(os.path.dirname(path), name)
         H, W = scene.H, scene.W
+        nodata = NODATA_OUT if dtype == 'uint8' else np.nan
         if self.fmt == 'tif':
             self._f = L.rasterio_for(path).open(
-                self.tmp, 'w', driver='GTiff', height=H, width=W, count=1, dtype='uint8',
-                crs=scene.crs,
-                transform=scene.transform, nodata=NODATA_OUT, compress='deflate')
+                self.tmp, 'w', driver='GTiff', height=H, width=W, count=1, dtype=dtype,
+                crs=scene.crs, transform=scene.transform, nodata=nodata, compress='deflate',
+                tiled=True, predictor=2 if dtype == 'uint8' else 3, BIGTIFF='IF_SAFER')
+            if classes:
+                self._f.update_tags(1, CLASSES=';'.join(f'{k}={v[0]}' for k, v in classes.items()))
+                self._f.write_colormap(1, {k: classes.get(k, ('', (0, 0, 0, 0)))[1]
+                                           for k in range(256)})
         elif self.fmt == 'h5':
             self._h5 = h5py.File(self.tmp, 'w')
             chunks = (min(H, 256), min(W, 256))
-            self._f = self._h5.create_dataset(key, (H, W), np.uint8, chunks=chunks,
+            self._f = self._h5.create_dataset(key, (H, W), dtype, chunks=chunks,
                                               compression='gzip')
         else:
-            self._f = np.lib.format.open_memmap(self.tmp, 'w+', np.uint8, (H, W))
+            self._f = np.lib.format.open_memmap(self.tmp, 'w+', dtype, (H, W))
 
     def write(self, a, block):
         """block: uint8 [rows, W] for rows a, a+1, ..."""
@@ -145,6 +189,9 @@ class Writer:
 
     def commit(self):
         self._close()
+        if self.classes and self.fmt == 'tif':       # the names first: a GIS finds both or none
+            L.atomic_write(self.path + '.aux.xml', lambda t: open(t, 'w').write(
+                category_xml(self.classes)))
         os.chmod(self.tmp, 0o666 & ~L._UMASK)
         os.replace(self.tmp, self.path)
 
@@ -163,6 +210,45 @@ class Writer:
             self._f = None
 
 
+def write_scene(out, img, mask, crs='EPSG:32645', origin=(500000.0, 3100000.0), pixel=10.0):
+    """Write a scene as out/scene.h5 ('img' H x W x 14 float32, 'mask' H x W uint8) and,
+    when rasterio is installed, out/scene.tif (14 bands) and out/scene_mask.tif, georeferenced in
+    `crs` (default UTM 45N) at `pixel` metres from `origin`. -> list of paths written"""
+    os.makedirs(out, exist_ok=True)
+
+    def h5(tmp):
+        with h5py.File(tmp, 'w') as f:
+            chunks = (min(256, img.shape[0]), min(256, img.shape[1]), L.BANDS)
+            f.create_dataset('img', data=img, chunks=chunks)
+            f.create_dataset('mask', data=mask)
+    paths = [os.path.join(out, 'scene.h5')]
+    L.atomic_write(paths[0], h5)
+    try:
+        import rasterio
+        from rasterio.transform import from_origin
+    except ImportError:
+        return paths
+    tr = from_origin(origin[0], origin[1], pixel, pixel)
+    for name, data in (('scene.tif', img.transpose(2, 0, 1)), ('scene_mask.tif', mask[None])):
+        def tif(tmp, data=data):
+            with rasterio.open(tmp, 'w', driver='GTiff', height=data.shape[1], width=data.shape[2],
+                               count=data.shape[0], dtype=data.dtype, crs=crs, transform=tr) as f:
+                f.write(data)
+        paths.append(os.path.join(out, name))
+        L.atomic_write(paths[-1], tif)
+    return paths
+
+
+def category_xml(classes):
+    """GDAL's .aux.xml naming a uint8 band's classes (GDAL reads them as its category names; QGIS
+    shows them in its legend). classes: {value: (name, rgb)}"""
+    top = max(classes)
+    cats = ''.join(f'<Category>{classes[k][0] if k in classes else ""}</Category>'
+                   for k in range(top + 1))
+    return (f'<PAMDataset><PAMRasterBand band="1"><CategoryNames>{cats}</CategoryNames>'
+            '</PAMRasterBand></PAMDataset>\n')
+
+
 def main(argv=None):
     """`python scene.py stack PRODUCT --dem DEM --out scene.tif`: stacking alone."""
     import sentinel2
@@ -172,17 +258,23 @@ def main(argv=None):
     s.add_argument('product')
     s.add_argument('--dem', required=True, help='a DEM raster in any CRS (GLO-30, SRTM, ...)')
     s.add_argument('--out', required=True, help='the scene to write (.tif)')
+    s.add_argument('--cloud-buffer', type=int, default=0,
+                   help='10 m pixels around clouds, cirrus and shadows also left unanalysed')
     a = ap.parse_args(argv)
     try:
         if not a.out.lower().endswith(('.tif', '.tiff')):
             raise L.DataError(f'{a.out}: the stack is written as GeoTIFF: name it .tif')
         check_stack_out(a.out, [a.product, a.dem])
-        info = sentinel2.stack(a.product, a.dem, a.out)
+        if not 0 <= a.cloud_buffer <= 60:
+            raise L.DataError(f'--cloud-buffer must be 0 to 60 pixels, got {a.cloud_buffer}')
+        info = sentinel2.stack(a.product, a.dem, a.out, buffer=a.cloud_buffer)
     except L.DataError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
+    mask = f", {info['not_analysed']} not analysed ({cloudmask.sidecar(a.out)})" \
+        if info['mask'] else ''
     print(f"wrote {info['path']}: {info['level']}, {info['size'][0]} x {info['size'][1]}, "
-          f"{info['nodata']} no-data pixels")
+          f"{info['nodata']} no-data pixels{mask}")
     return 0
 
 

@@ -32,6 +32,7 @@ import zipfile
 
 import numpy as np
 
+import cloudmask
 import landslide as L
 
 BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B09', 'B10', 'B11', 'B12']
@@ -47,9 +48,10 @@ def _metadata_name(names):
 
 
 def open_product(path):
-    """Find the bands and read the radiometric metadata of a product.
-    -> dict(path, name, level 'L1C'|'L2A', files {band: path rasterio opens},
-            offset {band: DN offset}, quantification)"""
+    """Find the bands and the cloud mask and read the metadata of a product. -> dict(path, name,
+    level 'L1C'|'L2A', files {band: path rasterio opens}, offset {band: DN offset},
+    quantification, sensed (the sensing start, ISO 8601 text, or None), mask (cloudmask.find's,
+    or None), mask_warning)"""
     p = path.rstrip('/')
     if not os.path.exists(p):
         raise L.DataError(f'{path}: Sentinel-2 product not found')
@@ -57,8 +59,9 @@ def open_product(path):
         try:
             with zipfile.ZipFile(p) as z:
                 names = z.namelist()
-                meta = _metadata_name(names)
+                meta, tile = _metadata_name(names), _tile_metadata_name(names)
                 xml = z.read(meta) if meta else None
+                tile_xml = z.read(tile) if tile else b''
         except (zipfile.BadZipFile, OSError) as e:
             raise L.DataError(f'{path}: not a readable zip, truncated or corrupt? '
                               f'({e.__class__.__name__})')
@@ -67,8 +70,9 @@ def open_product(path):
         if not os.path.isdir(p):
             raise L.DataError(f'{path}: not a Sentinel-2 product (a .SAFE folder or its .zip)')
         names = [os.path.relpath(os.path.join(d, f), p) for d, _, fs in os.walk(p) for f in fs]
-        meta = _metadata_name(names)
+        meta, tile = _metadata_name(names), _tile_metadata_name(names)
         xml = open(os.path.join(p, meta), 'rb').read() if meta else None
+        tile_xml = open(os.path.join(p, tile), 'rb').read() if tile else b''
         root = os.path.abspath(p) + '/'
     if meta is None:
         raise L.DataError(f'{path}: not a Sentinel-2 product (no MTD_MSIL1C.xml or MTD_MSIL2A.xml)')
@@ -76,7 +80,14 @@ def open_product(path):
     product = dict(path=path, level=level, files=_band_files(names, root, path, level),
                    name=re.sub(r'\.(safe|zip)$', '', os.path.basename(p), flags=re.I))
     product.update(_radiometry(xml, f'{path}: {meta}'))
+    listed = xml.decode('utf-8', 'replace') + tile_xml.decode('utf-8', 'replace')
+    product['mask'], product['mask_warning'] = cloudmask.find(names, root, level, listed)
     return product
+
+
+def _tile_metadata_name(names):
+    return next((n for n in names if re.fullmatch(r'(.*/)?GRANULE/[^/]+/MTD_TL\.xml', n, re.I)),
+                None)
 
 
 def _band_files(names, root, path, level):
@@ -107,10 +118,12 @@ def _radiometry(xml, where):
         tree = ET.fromstring(xml)
     except ET.ParseError as e:
         raise L.DataError(f'{where}: unreadable metadata ({e})')
-    quant, offsets, ids = None, {}, {}
+    quant, offsets, ids, sensed = None, {}, {}, None
     for el in tree.iter():
         tag = el.tag.split('}')[-1]
-        if tag in ('BOA_QUANTIFICATION_VALUE', 'QUANTIFICATION_VALUE') and quant is None:
+        if tag == 'PRODUCT_START_TIME' and sensed is None:
+            sensed = (el.text or '').strip() or None
+        elif tag in ('BOA_QUANTIFICATION_VALUE', 'QUANTIFICATION_VALUE') and quant is None:
             quant = float(el.text)
         elif tag in ('BOA_ADD_OFFSET', 'RADIO_ADD_OFFSET'):
             offsets[int(el.get('band_id'))] = float(el.text)
@@ -123,60 +136,91 @@ def _radiometry(xml, where):
         b = ids.get(i, BAND_ORDER[i] if i < len(BAND_ORDER) else '')
         return re.sub(r'^B(\d)$', r'B0\1', b)
     off = {name(i): v for i, v in offsets.items()}
-    return dict(quantification=quant, offset={b: off.get(b, 0.0) for b in BANDS})
+    return dict(quantification=quant, offset={b: off.get(b, 0.0) for b in BANDS}, sensed=sensed)
 
 
 # ----------------------------------------------------------------------------- stacking
 
-def stack(product_path, dem_path, out, log=print):
-    """Stack a product and a DEM into out (GeoTIFF, 14 float32 bands, NaN = no data), written
-    under a temporary name and renamed when complete. -> dict(path, size, covered, nodata)"""
+def stack(product_path, dem_path, out, log=print, buffer=0, grid=None):
+    """Stack a product and a DEM into out (GeoTIFF, 14 float32 bands, NaN = no data) and the
+    product's cloud mask into <out>_clouds.tif (cloudmask.CLASSES; `buffer` pixels around clouds
+    not analysed either), on B02's 10 m grid or on `grid` (dict crs, transform, width, height:
+    another product's, for a before-date), each written under a temporary name and renamed when
+    complete, the mask first. -> dict(path, size, level, covered, nodata, mask, not_analysed)"""
     rio = L.rasterio_for(out)
     from rasterio.vrt import WarpedVRT
-    from rasterio.warp import transform_bounds
     pr = open_product(product_path)
+    srcs, dem, grid = _open_inputs(rio, pr, dem_path, grid)
+    H, W, tr = grid['height'], grid['width'], grid['transform']
+    res = rio.enums.Resampling.bilinear
+    mask = cloudmask.OnGrid(rio, pr['mask'], grid, buffer) if pr['mask'] else None
+    if mask is None:
+        log(f"warning: {product_path}: {pr['mask_warning']}")
+    vrts = {k: on_grid(s, grid, WarpedVRT, res) for k, s in srcs.items()}
+    dvrt = WarpedVRT(dem, resampling=res, src_nodata=dem.nodata, nodata=np.nan,
+                     dtype='float32', **grid)
+    common = dict(driver='GTiff', width=W, height=H, crs=grid['crs'], transform=tr, tiled=True,
+                  blockxsize=256, blockysize=256, compress='deflate', BIGTIFF='IF_SAFER')
+    profile = dict(common, count=L.BANDS, dtype='float32', nodata=np.nan, predictor=3)
+    counts, side = {}, cloudmask.sidecar(out)
+
+    def write(tmp, tmp_mask=None):
+        # GDAL's block cache bounded: 512 MB holds a row of every band's JPEG 2000 tiles
+        with rio.Env(GDAL_CACHEMAX=512), rio.open(tmp, 'w', **profile) as dst:
+            for i, d in enumerate(DESCRIPTIONS, 1):
+                dst.set_band_description(i, d)
+            mdst = None
+            if tmp_mask:
+                mdst = rio.open(tmp_mask, 'w', **common, count=1, dtype='uint8', nodata=255)
+                cloudmask.write_tags(mdst, buffer)
+            try:
+                counts.update(_write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid))
+            finally:
+                if mdst is not None:
+                    mdst.close()
+        if counts['covered'] == 0 and counts['no_dem'] > 0:
+            raise L.DataError(f'{dem_path}: the DEM holds no elevation over the product '
+                              f'(all no-data there)')
+    try:
+        if mask is None:
+            L.atomic_write(out, write)
+            if os.path.exists(side):                # a mask left by an earlier stack of out
+                os.remove(side)
+        else:                                       # the mask renamed first, the stack last
+            L.atomic_write(out, lambda t: L.atomic_write(side, lambda tm: write(t, tm)))
+    finally:
+        for s in list(srcs.values()) + [dem] + ([mask] if mask else []):
+            s.close()
+    covered, no_dem = counts['covered'], counts['no_dem']
+    if no_dem:
+        share = covered / (covered + no_dem)
+        log(f"warning: {dem_path}: the DEM covers {100 * share:.1f} % of the product's valid "
+            f'pixels; the rest is no-data in every output')
+    return dict(path=out, size=[H, W], level=pr['level'], covered=covered,
+                nodata=counts['nodata'], mask=pr['mask'] and pr['mask']['name'],
+                not_analysed=counts['unseen'])
+
+
+def _open_inputs(rio, pr, dem_path, grid=None):
+    """The product's bands and the DEM opened, and the grid to stack on (B02's by default), both
+    checked to overlap it. -> ({band: dataset}, DEM dataset, grid)"""
+    from rasterio.warp import transform_bounds
     srcs = {b: _open_band(rio, pr, b) for b in pr['files']}
     ref = srcs['B02']
     for b, s in srcs.items():
         if s.crs != ref.crs:
             raise L.DataError(f"{pr['files'][b]}: CRS {s.crs} differs from B02's {ref.crs}")
-    H, W, tr = ref.height, ref.width, ref.transform
-    grid = dict(crs=ref.crs, transform=tr, width=W, height=H)
-    res = rio.enums.Resampling.bilinear
+    grid = grid or dict(crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height)
+    tr = grid['transform']
+    bounds = (tr.c, tr.f + grid['height'] * tr.e, tr.c + grid['width'] * tr.a, tr.f)
+    if not _overlaps(transform_bounds(ref.crs, grid['crs'], *ref.bounds), bounds):
+        raise L.DataError(f"{pr['path']}: the product does not overlap the grid it is to be "
+                          f'stacked on')
     dem = _open_dem(rio, dem_path)
-    b = ref.bounds
-    if not _overlaps(transform_bounds(dem.crs, ref.crs, *dem.bounds), b):
+    if not _overlaps(transform_bounds(dem.crs, grid['crs'], *dem.bounds), bounds):
         raise L.DataError(f'{dem_path}: the DEM does not overlap the product '
-                          f'({os.path.basename(product_path)})')
-    vrts = {k: on_grid(s, grid, WarpedVRT, res) for k, s in srcs.items()}
-    dvrt = WarpedVRT(dem, resampling=res, src_nodata=dem.nodata, nodata=np.nan,
-                     dtype='float32', **grid)
-    profile = dict(driver='GTiff', width=W, height=H, count=L.BANDS, dtype='float32',
-                   crs=ref.crs, transform=tr, nodata=np.nan, tiled=True, blockxsize=256,
-                   blockysize=256, compress='deflate', predictor=3, BIGTIFF='IF_SAFER')
-    counts = {}
-
-    def write(tmp):
-        # GDAL's block cache bounded: 512 MB holds a row of every band's JPEG 2000 tiles
-        with rio.Env(GDAL_CACHEMAX=512), rio.open(tmp, 'w', **profile) as dst:
-            for i, d in enumerate(DESCRIPTIONS, 1):
-                dst.set_band_description(i, d)
-            counts['covered'], counts['nodata'], counts['no_dem'] = _write_rows(
-                dst, vrts, dvrt, pr, dem_path, abs(tr.a), abs(tr.e), H, W)
-        if counts['covered'] == 0 and counts['no_dem'] > 0:
-            raise L.DataError(f'{dem_path}: the DEM holds no elevation over the product '
-                              f'(all no-data there)')
-    try:
-        L.atomic_write(out, write)
-    finally:
-        for s in list(srcs.values()) + [dem]:
-            s.close()
-    covered, nodata, no_dem = counts['covered'], counts['nodata'], counts['no_dem']
-    if no_dem:
-        share = covered / (covered + no_dem)
-        log(f"warning: {dem_path}: the DEM covers {100 * share:.1f} % of the product's valid "
-            f'pixels; the rest is no-data in every output')
-    return dict(path=out, size=[H, W], level=pr['level'], covered=covered, nodata=nodata)
+                          f"({os.path.basename(pr['path'].rstrip('/'))})")
+    return srcs, dem, grid
 
 
 def on_grid(src, grid, WarpedVRT, resampling):
@@ -187,11 +231,14 @@ def on_grid(src, grid, WarpedVRT, resampling):
     return src if same else WarpedVRT(src, resampling=resampling, src_nodata=0, nodata=0, **grid)
 
 
-def _write_rows(dst, vrts, dvrt, pr, dem_path, xres, yres, H, W):
-    """Stream the stack into dst in bands of ROWS rows. -> (pixels with data, pixels without,
-    pixels with imagery but no elevation)"""
+def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid):
+    """Stream the stack into dst, and the cloud mask into mdst, in bands of ROWS rows.
+    -> dict(covered: pixels with data, nodata: without, no_dem: with imagery but no elevation,
+    unseen: with data but not analysed)"""
     from rasterio.windows import Window
-    covered, nodata, no_dem = 0, 0, 0
+    H, W, tr = grid['height'], grid['width'], grid['transform']
+    xres, yres = abs(tr.a), abs(tr.e)
+    n_ = dict(covered=0, nodata=0, no_dem=0, unseen=0)
     for a in range(0, H, ROWS):
         n = min(ROWS, H - a)
         out = np.empty((L.BANDS, n, W), np.float32)
@@ -208,13 +255,18 @@ def _write_rows(dst, vrts, dvrt, pr, dem_path, xres, yres, H, W):
         z = np.pad(z, ((a - lo == 0, a + n + 1 - hi), (0, 0)), mode='edge')
         out[12], out[13] = horn_slope(z, xres, yres), z[1:-1]
         gap = ~np.isfinite(out[12]) & ~bad
-        no_dem += int(gap.sum())
+        n_['no_dem'] += int(gap.sum())
         bad |= gap
         out[:, bad] = np.nan
         dst.write(out, window=Window(0, a, W, n))
-        nodata += int(bad.sum())
-        covered += int((~bad).sum())
-    return covered, nodata, no_dem
+        if mdst is not None:
+            m = mask.read(a, n)
+            m[bad] = 255
+            mdst.write(m[None], window=Window(0, a, W, n))
+            n_['unseen'] += int(((m > 0) & (m < 255)).sum())
+        n_['nodata'] += int(bad.sum())
+        n_['covered'] += int((~bad).sum())
+    return n_
 
 
 def horn_slope(z, xres, yres):

@@ -27,8 +27,11 @@ import landslide as L
 import predict
 import refine
 import rundir
+import landscape
 import scene as S
+import sky
 import synthetic
+import synthetic_s2
 from losses import lovasz_grad, lovasz_hinge, segmentation_loss
 from models import MODELS, build_model
 
@@ -247,8 +250,8 @@ def paper_sized_run(folder):
 def tiled_scene(size, base=1024, seed=0):
     """Yields (first row, rows [n, size, 14]) of a size x size scene tiled from one base x base
     synthetic scene: for timing where generating it whole would take long."""
-    dom = synthetic.domain(1.0, seed)
-    img, _ = synthetic.synth_patch(np.random.default_rng([seed, 3]), dom, base)
+    dom = landscape.domain(1.0, seed)
+    img, _ = landscape.synth_patch(np.random.default_rng([seed, 3]), dom, base)
     for a in range(0, size, base):
         rows = min(base, size - a)
         yield a, np.tile(img[:rows], (1, math.ceil(size / base), 1))[:, :size]
@@ -368,26 +371,38 @@ def stack_bench(args):
           f'{os.path.getsize(out) / 2 ** 20:.0f} |')
 
 
-def write_big_product(folder, size, level):
-    """A size x size synthetic product as product.SAFE, and dem.tif (EPSG:4326, about 30 m),
-    tiled from a 1830 x 1830 scene: only timing and memory are measured with it."""
+def write_big_product(folder, size, level, clouds=0.3):
+    """A size x size synthetic product as product.SAFE, with cumulus, shadows and cirrus over
+    about `clouds` of it and its cloud masks (L2A: SCL at 20 and 60 m; MSK_CLASSI at 60 m), and
+    dem.tif (EPSG:4326, about 30 m), tiled from an 1830 x 1830 scene: only timing and memory are
+    measured with it."""
     from rasterio.transform import from_origin
-    base = 1830
-    img, _ = synthetic.synth_patch(np.random.default_rng([0, 3]), synthetic.domain(1.0, 0), base)
+    base, origin = 1830, (500000.0, 3100000.0)
+    img, _, cover = landscape.synth_patch(np.random.default_rng([0, 3]),
+                                          landscape.domain(1.0, 0, 'product'), base, cover=True,
+                                          native=False)
+    sk = sky.draw(np.random.default_rng([0, 11]), base, clouds)
+    refl, none = sky.apply(img[..., :12], sk), np.zeros((base, base), bool)
     reps = math.ceil(size / base)
-    origin = (500000.0, 3100000.0)
-    for res, bands in synthetic.band_files(level).items():
+    granule = os.path.join(folder, 'product.SAFE', 'GRANULE', f'{level}_T45RUL')
+
+    def put(rel, data, res):                      # tiled to the full size at its resolution
+        n = size // (res // 10)
+        data = np.tile(data, (1,) * (data.ndim - 2) + (reps, reps))[..., :n, :n]
+        synthetic_s2.write_raster(os.path.join(granule, rel), data, res, 'EPSG:32645', origin)
+        print(f'{os.path.basename(rel)} written', flush=True)
+    for res, bands in synthetic_s2.band_files(level).items():
         for band in bands:
-            k = res // 10
-            dn = synthetic.band_dn(img, band, res, -1000.0)
-            dn = np.tile(dn, (reps, reps))[:size // k, :size // k]
             sub = f'R{res}m/' if level == 'L2A' else ''
-            path = os.path.join(folder, 'product.SAFE', 'GRANULE', f'{level}_T45RUL', 'IMG_DATA',
-                                f'{sub}T45RUL_{band}_{res}m.jp2')
-            synthetic.write_band(path, dn, res, 'EPSG:32645', origin)
-            print(f'{band} at {res} m written', flush=True)
-    meta = synthetic.metadata(level, '04.00', -1000.0)
+            put(f'IMG_DATA/{sub}T45RUL_{band}_{res}m.jp2',
+                synthetic_s2.band_dn(refl, band, res, -1000.0), res)
+    if level == 'L2A':
+        for res in (20, 60):
+            put(f'IMG_DATA/R{res}m/T45RUL_SCL_{res}m.jp2',
+                sky.scene_classification(sk, img[..., :12], cover, none, res // 10), res)
+    put('QI_DATA/MSK_CLASSI_B00.jp2', sky.classi(sk, none), 60)
+    meta = synthetic_s2.metadata(level, '04.00', -1000.0)
     open(os.path.join(folder, 'product.SAFE', f'MTD_MSI{level}.xml'), 'w').write(meta)
     dem = np.tile(img[..., 13], (reps, reps))[:size, :size]
-    synthetic.write_dem(os.path.join(folder, 'dem.tif'), dem, 'EPSG:32645',
-                        from_origin(*origin, 10.0, 10.0))
+    synthetic_s2.write_dem(os.path.join(folder, 'dem.tif'), dem, 'EPSG:32645',
+                           from_origin(*origin, 10.0, 10.0))

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import landscape
 import landslide as L
 import synthetic
 from losses import lovasz_grad, lovasz_hinge, ohem_bce, segmentation_loss
@@ -220,7 +221,15 @@ def test_scars_shift_ages_the_landslides_and_changes_nothing_else(tmp_path):
     (xs, ms), (x0, m0) = target_split(tmp_path / 'scars'), target_split(tmp_path / 'none')
     ms, m0 = ms.astype(bool), m0.astype(bool)
     assert np.array_equal(ms, m0) and ms.sum() > 100                # the same landslides, where they were
-    assert np.array_equal(xs[~ms], x0[~ms])                         # everything else the same bytes
+    ten_m = [1, 2, 3, 7, 12, 13]                                     # B2-B4, B8, slope, DEM
+    assert np.array_equal(xs[~ms][:, ten_m], x0[~ms][:, ten_m])     # off the scars the same bytes
+    far = ~ms                                                        # the 20 and 60 m bands: beyond
+    for _ in range(12):                                              # a 60 m pixel and its bilinear
+        far[:, 1:] &= far[:, :-1]                                    # reach of any scar
+        far[:, :-1] &= far[:, 1:]
+        far[:, :, 1:] &= far[:, :, :-1]
+        far[:, :, :-1] &= far[:, :, 1:]
+    assert far.sum() > 1000 and np.array_equal(xs[far], x0[far])
     def blue(x):                                                     # B2: scars bright, vegetation dark
         return x[..., 1][ms].mean()
     assert blue(xs) < blue(x0) - 0.01                                # older scars: greener, darker in blue
@@ -232,9 +241,9 @@ def test_cover_maps_come_from_the_same_draws_as_the_written_patches(tmp_path):
     drawn = list(synthetic.split_patches('test', 4, 1.0, 3, cover=True))
     for (img, mask, cover), i, m in zip(drawn, ip, mp):
         assert np.array_equal(img, L.read_image(i)) and np.array_equal(mask, L.read_mask(m))
-        assert np.array_equal(cover == synthetic.COVER.index('landslide'), mask == 1)
+        assert np.array_equal(cover == landscape.COVER.index('landslide'), mask == 1)
     cover, slope = np.stack([d[2] for d in drawn]), np.stack([d[0][..., L.SPECTRAL] for d in drawn])
-    rock = cover == synthetic.COVER.index('rock')
+    rock = cover == landscape.COVER.index('rock')
     assert rock.any() and (slope[rock] > 28).all()                  # outcrops only on steep ground
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import landscape
 import landslide as L
 import synthetic
 import mapping
@@ -37,7 +38,7 @@ def run(*args):
 def scenes(tmp_path_factory):
     """A 256 x 256 target-domain scene (2 x 2 whole patches) as .npy, and its true mask."""
     d = tmp_path_factory.mktemp('scenes')
-    img, mask = synthetic.synth_patch(np.random.default_rng([0, 3]), synthetic.domain(1.0, 0), 256)
+    img, mask = landscape.synth_patch(np.random.default_rng([0, 3]), landscape.domain(1.0, 0), 256)
     np.save(d / 'a.npy', img)
     return d, img, mask
 
@@ -75,13 +76,13 @@ def test_no_overlap_tiling_equals_patchwise_prediction(trained, scenes, tmp_path
     assert c.adabn                                  # the run used AdaBN: the scene's statistics, a tile row a batch
     models = refine.adapt_bn(models, [X[:2], X[2:]], c, CPU)
     p = refine.predict(models, X, c, CPU).reshape(2, 2, 128, 128).permute(0, 2, 1, 3).reshape(256, 256).numpy()
-    assert np.array_equal(prob, np.round(p * 250).astype(np.uint8))
+    assert prob.dtype == np.float32 and np.array_equal(prob, p)
     assert np.array_equal(mask, (p >= 0.5).astype(np.uint8))
 
 
 def column_jumps(prob, cols):
     """Mean |p[:, k] - p[:, k - 1]| at the given columns k."""
-    p = prob.astype(np.float64) / 250
+    p = prob.astype(np.float64)
     return np.mean([np.abs(p[:, k] - p[:, k - 1]).mean() for k in cols])
 
 
@@ -119,13 +120,28 @@ def test_adabn_tiles_skip_nodata_and_span_the_scene():
         nd = np.zeros((128, 3 * 96 + 32), bool)
         if j % 2 == 0:
             nd[5, 96 + 50] = True
-        return None, nd, torch.full((3, 14, 128, 128), float(j)), [0, 1, 2]
-    batches = list(mapping.adabn_tiles(load, 20, 96))
+        return None, nd, np.zeros_like(nd), torch.full((3, 14, 128, 128), float(j)), [0, 1, 2]
+    batches = list(mapping.adabn_tiles(load, 20, 96, at_least=20))
     assert seen[0] == 0 and seen[-1] == 19 and len(seen) == 8      # first, last, evenly between
     for j, b in zip(seen, batches):
         assert (b[:, 0, 0, 0] == j).all() and len(b) == (2 if j % 2 == 0 else 3)
-    assert list(mapping.adabn_tiles(lambda j: (None, np.ones((128, 320), bool), torch.zeros(3, 14, 128, 128),
-                                                   [0, 1, 2]), 4, 96)) == []      # all no-data: no batch
+    assert list(mapping.adabn_tiles(lambda j: (None, np.ones((128, 320), bool), np.zeros((128, 320), bool),
+                                               torch.zeros(3, 14, 128, 128), [0, 1, 2]), 4, 96)) == []  # all no-data
+
+
+def test_adabn_tiles_skip_clouds_and_look_further_on_a_cloudy_scene():
+    seen = []
+
+    def load(j):                                    # 20 tile rows of 3 tiles; only rows 6 and 12 are clear
+        seen.append(j)
+        nd = np.zeros((128, 3 * 96 + 32), bool)
+        un = np.ones_like(nd) if j not in (6, 12) else np.zeros_like(nd)
+        un[:, 0] = True                             # ... but for a cloud over tile 0's first column
+        return None, nd, un, torch.full((3, 14, 128, 128), float(j)), [0, 1, 2]
+    batches = list(mapping.adabn_tiles(load, 20, 96, at_least=4))
+    assert [int(b[0, 0, 0, 0]) for b in batches] == [6, 12]       # found beyond the 8 evenly spaced rows
+    assert all(len(b) == 2 for b in batches)        # tiles 1 and 2: tile 0 holds a cloudy pixel
+    assert len(seen) > 8 and seen[-1] == 12         # it stopped once it had at least 4
 
 
 def test_nodata_hole_is_255_there_and_only_there(trained, scenes, tmp_path):
@@ -141,13 +157,14 @@ def test_nodata_hole_is_255_there_and_only_there(trained, scenes, tmp_path):
     assert run('--run', fixed, '--scene', d / 'a.npy', '--out', tmp_path / 'f') == 0
     hole = np.zeros((256, 256), bool)
     hole[100:140, 30:70] = hole[200:210, 200:230] = hole[10:20, 240:256] = True
-    for a, b in zip(outputs(tmp_path / 'h', 'a'), outputs(tmp_path / 'f', 'a')):
-        assert np.array_equal(a == 255, hole) and (b != 255).all()
+    (ma, pa), (mb, pb) = outputs(tmp_path / 'h', 'a'), outputs(tmp_path / 'f', 'a')
+    assert np.array_equal(ma == 255, hole) and (mb != 255).all()
+    assert np.array_equal(np.isnan(pa), hole) and np.isfinite(pb).all()
     far = np.ones((256, 256), bool)                    # beyond a tile's reach of every hole
     far[:, :] = False
     far[150:200, 0:100] = True
-    pa, pb = outputs(tmp_path / 'h', 'a')[1][far].astype(int), outputs(tmp_path / 'f', 'a')[1][far].astype(int)
-    assert np.abs(pa - pb).max() <= 3                  # only the statistics moved, slightly
+    pa, pb = outputs(tmp_path / 'h', 'a')[1][far], outputs(tmp_path / 'f', 'a')[1][far]
+    assert np.abs(pa - pb).max() <= 3 / 250            # only the statistics moved, slightly
     summary = json.load(open(tmp_path / 'h' / 'summary.json'))['a']
     assert summary['nodata_pixels'] == hole.sum() and summary['landslide_m2'] is None
 
@@ -157,8 +174,8 @@ def test_all_nodata_scene_is_all_255_with_a_warning(trained, tmp_path, capsys):
     np.save(tmp_path / 'in' / 'z.npy', np.zeros((130, 140, 14), np.float32))
     assert run('--run', trained, '--scene', tmp_path / 'in' / 'z.npy', '--out', tmp_path / 'o') == 0
     assert 'every pixel is no-data' in capsys.readouterr().out
-    for a in outputs(tmp_path / 'o', 'z'):
-        assert a.shape == (130, 140) and (a == 255).all()
+    mask, prob = outputs(tmp_path / 'o', 'z')
+    assert mask.shape == prob.shape == (130, 140) and (mask == 255).all() and np.isnan(prob).all()
 
 
 def test_hdf5_scene_in_hdf5_out(trained, tmp_path):
@@ -174,11 +191,11 @@ def test_geotiff_in_geotiff_out_keeps_crs_and_transform(trained, tmp_path):
     synthetic.synth_scene(str(tmp_path / 's'), 200, seed=2)
     assert run('--run', trained, '--scene', tmp_path / 's' / 'scene.tif', '--out', tmp_path / 'o') == 0
     with rasterio.open(tmp_path / 's' / 'scene.tif') as src:
-        for kind in ('landslide', 'probability'):
+        for kind, dtype in (('landslide', 'uint8'), ('probability', 'float32')):
             with rasterio.open(tmp_path / 'o' / f'scene_{kind}.tif') as out:
                 assert out.crs == src.crs and out.transform == src.transform
-                assert out.count == 1 and out.dtypes[0] == 'uint8' and out.nodata == 255
-                assert out.shape == (200, 200)
+                assert out.count == 1 and out.dtypes[0] == dtype and out.shape == (200, 200)
+                assert out.nodata == 255 if dtype == 'uint8' else np.isnan(out.nodata)
     info = json.load(open(tmp_path / 'o' / 'summary.json'))['scene']
     assert info['landslide_m2'] == pytest.approx(100.0 * info['landslide_pixels'])   # 10 m pixels
 

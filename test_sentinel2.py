@@ -16,7 +16,7 @@ import polygons
 import predict
 import scene as S
 import sentinel2
-import synthetic
+import synthetic_s2
 
 rasterio = pytest.importorskip('rasterio', reason='rasterio not installed (requirements-geo.txt)')
 
@@ -26,7 +26,7 @@ def products(tmp_path_factory):
     """One synthetic scene as an L2A product (baseline 04.00, offset -1000), an L1C product
     zipped, and an L2A of baseline 02.12 (no offset), each with its DEM and truth."""
     d = tmp_path_factory.mktemp('products')
-    return {k: synthetic.synth_product(str(d / k), 192, seed=1, level=lvl, baseline=b, zip_=z)
+    return {k: synthetic_s2.synth_product(str(d / k), 192, seed=1, level=lvl, baseline=b, zip_=z)
             for k, lvl, b, z in (('l2a', 'L2A', '04.00', False), ('l1c', 'L1C', '04.00', True),
                                  ('old', 'L2A', '02.12', False))}
 
@@ -178,8 +178,11 @@ def test_polygons_add_up_to_the_mask_in_wgs84():
     mask[21:23, 21:23] = 0                               # ... with a hole of 4
     mask[35, 45] = 1                                     # a speck
     mask[0, :] = S.NODATA_OUT
-    prob = np.where(mask == 1, 200, 10).astype(np.uint8)
-    prob[25, 22] = 250
+    mask[30:40, 0:3] = 254                               # not analysed, beside nothing
+    mask[30:34, 25] = 254                                # ... touching the 50-pixel one diagonally
+    prob = np.where(mask == 1, 0.8, 0.04).astype(np.float32)
+    prob[mask >= 254] = np.nan
+    prob[25, 22] = 1.0
     tr = rasterio.transform.from_origin(500000.0, 3100000.0, 10.0, 10.0)
     crs = rasterio.crs.CRS.from_epsg(32645)
     fc, area = polygons.landslide_polygons(mask, prob, tr, crs)
@@ -187,6 +190,8 @@ def test_polygons_add_up_to_the_mask_in_wgs84():
     assert sorted(p['pixels'] for p in props) == [1, 24, 46]
     assert area == 100.0 * int((mask == 1).sum()) == sum(p['area_m2'] for p in props)
     assert max(p['max_probability'] for p in props) == 1.0 and props[0]['mean_probability'] == 0.8
+    touching = {p['pixels']: (p['touches_not_analysed'], p['touches_no_data']) for p in props}
+    assert touching == {24: (False, False), 46: (True, False), 1: (False, False)}
     lon, lat = np.array(fc['features'][0]['geometry']['coordinates'][0]).T
     assert (86 < lon).all() and (lon < 88).all() and (27 < lat).all() and (lat < 29).all()
     fc2, area2 = polygons.landslide_polygons(mask, prob, tr, crs, min_area=150)

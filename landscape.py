@@ -1,0 +1,215 @@
+"""The synthetic landscape that every synthetic dataset, scene and product is drawn from:
+terrain and slope at 10 m, vegetation over soil with Sentinel-2-like spectra and hill shading,
+landslide scars on steep ground (about 2 % of pixels), look-alikes (rock outcrops, bare fields,
+river bars), and a domain shift (sensor gain and offset, drier cover, higher terrain, tinted
+soil, older scars, haze). Then the sensor: each band averaged over its native pixel (60 m for
+B1, B9, B10; 20 m for B5-B7, B8A, B11, B12; 10 m for the rest) and, for the Landslide4Sense
+layout, resampled bilinearly back to 10 m, as the released patches were made.
+
+synthetic.py writes datasets and scenes from it; synthetic_s2.py writes Sentinel-2 products.
+"""
+import numpy as np
+
+import landslide as L
+
+# Approximate surface reflectance for Sentinel-2 B1..B12 (443 ... 2190 nm; B10 is cirrus).
+SPECTRA = {
+    'vegetation': [.030, .040, .070, .040, .100, .250, .320, .350, .300, .005, .180, .090],
+    'soil':       [.060, .075, .100, .120, .140, .170, .190, .200, .190, .006, .260, .200],
+    'scar':       [.100, .125, .165, .205, .225, .245, .260, .270, .260, .010, .300, .250],
+    'field':      [.095, .120, .160, .200, .220, .240, .255, .265, .255, .010, .305, .260],
+    'gravel':     [.105, .130, .170, .200, .215, .230, .240, .245, .240, .010, .280, .230],
+    'rock':       [.110, .130, .160, .185, .200, .215, .225, .230, .225, .010, .260, .220],
+    'water':      [.050, .060, .050, .030, .030, .020, .020, .020, .010, .002, .010, .005],
+}
+
+
+def _noise(rng, sigma, n=L.SIZE):
+    """Smooth random field, mean 0 and std 1; sigma in pixels. -> float64 [n, n]"""
+    m = 2 * n                                           # make it larger, crop: no wrap-around
+    f = np.fft.fftfreq(m)
+    k = np.exp(-2 * (np.pi * sigma) ** 2 * (f[:, None] ** 2 + f[None, :] ** 2))
+    z = np.fft.ifft2(np.fft.fft2(rng.standard_normal((m, m))) * k).real[:n, :n]
+    return (z - z.mean()) / (z.std() + 1e-12)
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def domain(shift, seed, kind='all'):
+    """Parameters of the source (shift 0) or a target domain: a per-band sensor gain and offset,
+    drier cover, higher and steeper terrain, differently coloured soil and rock, older (partly
+    revegetated) landslide scars and more haze as shift grows. kind='sensor': only the sensor
+    gain and offset and the haze differ (what separated normalization can absorb). kind='scars':
+    only the landslides differ, older than the source's (the same land, cover and sensor).
+    kind='product': the land and landslides as 'all', seen as a Sentinel-2 product sees them: gains
+    within a few percent (Sentinel-2A and 2B agree to about that), no offset, soils tinted
+    smoothly across the spectrum (redder or greyer), not band by band; the strong per-band gains
+    of 'all' and 'sensor' stay what the patch benchmarks' sensor shift is made of."""
+    rng = np.random.default_rng([seed, 7])
+    d = {'gain': np.exp(0.3 * shift * rng.standard_normal(L.SPECTRAL)),
+         'offset': 0.03 * shift * rng.standard_normal(L.SPECTRAL),
+         'veg_bias': 1.0 - 1.2 * shift, 'base': 600 + 1500 * shift,
+         'relief': 160 * (1 + 0.3 * shift),
+         'tint': np.exp(0.25 * shift * rng.standard_normal(L.SPECTRAL)),   # soils of another colour
+         'haze': 0.02 * shift, 'older': 0.2 * shift}
+    if kind == 'sensor':
+        d |= {'veg_bias': 1.0, 'base': 600, 'relief': 160, 'tint': np.ones(L.SPECTRAL),
+              'older': 0.0}
+    if kind == 'scars':                       # scar freshness 0.5-0.95 -> 0.1-0.55 at shift 1
+        d = domain(0.0, seed) | {'older': 0.4 * shift}
+    if kind == 'product':
+        tilt = 0.25 * shift * rng.standard_normal() * np.linspace(-1, 1, L.SPECTRAL)
+        d |= {'gain': np.exp(0.02 * rng.standard_normal(L.SPECTRAL)),
+              'offset': np.zeros(L.SPECTRAL), 'tint': np.exp(tilt)}
+    return d
+
+
+# the codes of synth_patch's cover map
+COVER = ('other', 'landslide', 'rock', 'field', 'gravel', 'water')
+
+
+def synth_patch(rng, dom, n=L.SIZE, cover=False, native=True):
+    """One patch, or with n > 128 one coherent n x n scene: the same terrain, cover, scars and
+    look-alikes, their counts scaled with the area (n = 128 draws exactly as a patch always has).
+    native: each band at its native resolution, resampled to 10 m (sensor_resolution); False:
+    every band as drawn at 10 m (what synthetic_s2.py averages into a product's band files).
+    -> (img float32 [n, n, 14], mask uint8 [n, n]); with cover=True also what lies where, uint8
+    [n, n] indexing COVER (the same draws: the image and mask do not change)"""
+    area = (n / L.SIZE) ** 2
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
+    dem, slope, gy, gx, shade = _terrain(rng, dom, n)
+    # cover: vegetation over natural soil, thinner on steep ground
+    veg = _sigmoid(2 * _noise(rng, 10, n) + dom['veg_bias'] + rng.normal(0, 0.5) - slope / 40)
+    spec = {k: np.asarray(v) * (1 if k in ('vegetation', 'water') else dom['tint'])
+            for k, v in SPECTRA.items()}
+    refl = veg[..., None] * spec['vegetation'] + (1 - veg[..., None]) * spec['soil']
+    mask = _scars(rng, dom, refl, spec, slope, gy, gx, yy, xx, area)
+    looks = _lookalikes(rng, refl, spec, slope, mask, yy, xx, area)
+    refl = refl * np.clip(0.55 + 0.6 * shade, 0.2, 1.3)[..., None]
+    haze = rng.uniform(0, 0.03) + dom['haze']           # adds most to the blue end
+    refl = refl + haze * np.linspace(1, 0.1, L.SPECTRAL)
+    refl = refl * dom['gain'] + dom['offset'] + rng.normal(0, 0.008, refl.shape)
+    if native:
+        refl = sensor_resolution(refl)
+    img = np.concatenate([refl, slope[..., None], dem[..., None]], -1).astype(np.float32)
+    if not cover:
+        return img, mask.astype(np.uint8)
+    where = np.zeros((n, n), np.uint8)
+    for name, region in looks + [('landslide', mask)]:   # look-alikes as painted; labels over them
+        where[region] = COVER.index(name)
+    return img, mask.astype(np.uint8), where
+
+
+def _terrain(rng, dom, n):
+    """Hills where a smooth field says 'mountain', flat valley floors elsewhere, at 10 m pixels.
+    -> (dem, slope in degrees, its gradient gy, gx, hill shading), each float64 [n, n]"""
+    hills = 0.6 * _noise(rng, 20, n) + 0.3 * _noise(rng, 8, n) + 0.1 * _noise(rng, 3, n)
+    mountain = _sigmoid(3 * _noise(rng, 30, n) + 1.5)
+    base = dom['base'] + rng.uniform(0, 400)
+    dem = base + dom['relief'] * rng.uniform(0.6, 1.4) * hills * mountain
+    gy, gx = np.gradient(dem, 10.0)
+    slope = np.degrees(np.arctan(np.hypot(gx, gy)))
+    aspect = np.arctan2(-gx, gy)
+    sun_zen, sun_az = np.radians(40), np.radians(135)
+    shade = np.cos(sun_zen) * np.cos(np.radians(slope)) + \
+        np.sin(sun_zen) * np.sin(np.radians(slope)) * np.cos(sun_az - aspect)
+    return dem, slope, gy, gx, shade
+
+
+def _scars(rng, dom, refl, spec, slope, gy, gx, yy, xx, area):
+    """Landslide scars painted into refl (in place): on steep slopes, elongated downslope, with
+    ragged edges, each drawn in the 128 x 128 window around it. -> mask bool [n, n]"""
+    n = len(slope)
+    mask = np.zeros((n, n), bool)
+    steep = np.argwhere(slope > 22)
+    for _ in range(rng.poisson(3.0 * area) if len(steep) else 0):
+        cy, cx = steep[rng.integers(len(steep))]
+        y0 = min(max(cy - L.SIZE // 2, 0), n - L.SIZE)
+        x0 = min(max(cx - L.SIZE // 2, 0), n - L.SIZE)
+        win = np.s_[y0:y0 + L.SIZE, x0:x0 + L.SIZE]
+        ang = np.arctan2(gy[cy, cx], gx[cy, cx])
+        u = (xx[win] - cx) * np.cos(ang) + (yy[win] - cy) * np.sin(ang)
+        v = -(xx[win] - cx) * np.sin(ang) + (yy[win] - cy) * np.cos(ang)
+        a, b = rng.uniform(6, 18), rng.uniform(2, 5)
+        scar = (u / a) ** 2 + (v / b) ** 2 < 1 + 0.35 * _noise(rng, 2)
+        fresh = rng.uniform(0.5, 0.95) - dom['older']   # older scars are partly green again
+        r = refl[win]
+        r[scar] = (1 - fresh) * r[scar] + fresh * spec['scar'] * rng.uniform(0.85, 1.15)
+        mask[win] |= scar
+    return mask
+
+
+def _lookalikes(rng, refl, spec, slope, mask, yy, xx, area):
+    """Bare rock outcrops on steep ground (no landslides: their shape differs), and on flat
+    ground, where only slope tells them apart, bare fields and river bars; painted into refl
+    (in place). -> [(cover name, bool [n, n])] in the order painted"""
+    n = len(slope)
+    rock = (_noise(rng, 4, n) > 1.7) & (slope > 28) & ~mask
+    flat = slope < 8
+    fields = np.zeros((n, n), bool)
+    flats = np.argwhere(flat)
+    for _ in range(rng.poisson(1.5 * area) if len(flats) else 0):
+        cy, cx = flats[rng.integers(len(flats))]
+        h, w = rng.integers(4, 12, size=2)
+        fields[max(cy - h, 0):cy + h, max(cx - w, 0):cx + w] = True
+    fields &= flat
+    water, bars, gravel = np.zeros((n, n), bool), np.zeros((n, n), bool), None
+    for _ in range(max(1, round(n / L.SIZE))):          # rivers: one chance per 128 pixels of side
+        if rng.random() < 0.4:
+            t = rng.uniform(0, np.pi)
+            along = (xx - n / 2) * np.cos(t) + (yy - n / 2) * np.sin(t)
+            d = (xx - n / 2) * np.sin(t) - (yy - n / 2) * np.cos(t) + \
+                rng.uniform(-30, 30) * n / L.SIZE + 8 * np.sin(along / 9)
+            river = np.abs(d) < rng.uniform(1.5, 3.5)
+            gravel = _noise(rng, 4, n) > 0.3 if gravel is None else gravel
+            bars |= (np.abs(d) < 8) & ~river & gravel & flat
+            water |= river
+    bars &= ~water
+    looks = [('field', fields), ('gravel', bars), ('water', water), ('rock', rock)]
+    for (name, region), mix in zip(looks, (0.9, 0.9, 1.0, 0.8)):
+        refl[region] = (1 - mix) * refl[region] + mix * spec[name] * rng.uniform(0.9, 1.1)
+    return looks
+
+
+# ----------------------------------------------------------------------------- the sensor
+BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B09', 'B10', 'B11', 'B12']
+NATIVE = dict(zip(BANDS, [60, 10, 10, 10, 20, 20, 20, 10, 60, 60, 20, 20]))   # metres
+
+
+def block_mean(x, k):
+    """x [n, m] averaged over k x k blocks from the top-left corner (edge rows and columns
+    repeated to fill the last block). -> [ceil(n / k), ceil(m / k)]"""
+    if k == 1:
+        return x
+    n, m = x.shape
+    p = np.pad(x, ((0, -n % k), (0, -m % k)), mode='edge')
+    return p.reshape(p.shape[0] // k, k, p.shape[1] // k, k).mean((1, 3))
+
+
+def upsample(c, k, shape):
+    """Bilinear resampling of c [h, w] (pixels k times as large) to shape [n, m], pixel centres
+    aligned as GDAL's bilinear warp aligns them and edges held, as sentinel2.py's stacking
+    resamples a product's coarse bands. -> float64 [n, m]"""
+    if k == 1:
+        return np.asarray(c, np.float64)[:shape[0], :shape[1]]
+
+    def axis(n, size):                                # source index and weight per output pixel
+        u = np.clip((np.arange(n) + 0.5) / k - 0.5, 0, size - 1)
+        i0 = np.minimum(np.floor(u).astype(int), size - 2) if size > 1 else np.zeros(n, int)
+        return i0, np.minimum(i0 + 1, size - 1), u - i0
+    r0, r1, tr = axis(shape[0], c.shape[0])
+    c0, c1, tc = axis(shape[1], c.shape[1])
+    rows = c[r0] * (1 - tr)[:, None] + c[r1] * tr[:, None]
+    return rows[:, c0] * (1 - tc) + rows[:, c1] * tc
+
+
+def sensor_resolution(refl):
+    """Each band of refl [n, m, 12] (drawn at 10 m) averaged over its native pixel and resampled
+    back to 10 m: what a Landslide4Sense patch or a stacked product holds. -> float64 [n, m, 12]"""
+    out = np.empty(refl.shape)
+    for i, b in enumerate(BANDS):
+        k = NATIVE[b] // 10
+        out[..., i] = upsample(block_mean(refl[..., i], k), k, refl.shape[:2])
+    return out

@@ -77,6 +77,16 @@ def synth_patch(rng, dom, n=L.SIZE, cover=False, native=True):
     every band as drawn at 10 m (what synthetic_s2.py averages into a product's band files).
     -> (img float32 [n, n, 14], mask uint8 [n, n]); with cover=True also what lies where, uint8
     [n, n] indexing COVER (the same draws: the image and mask do not change)"""
+    g = draw_ground(rng, dom, n)
+    img = sense(g, g['refl'], rng, dom, native)
+    return (img, g['mask'].astype(np.uint8)) + ((g['cover'],) if cover else ())
+
+
+def draw_ground(rng, dom, n):
+    """The ground of an n x n scene before light and sensor: terrain, cover, scars, look-alikes.
+    -> dict(refl: unshaded reflectance float64 [n, n, 12], mask: landslide bool [n, n], cover:
+    uint8 [n, n] indexing COVER, dem, slope, gy, gx, shade [n, n], spec: the spectra as tinted,
+    yy, xx, area: what painting more into it needs)"""
     area = (n / L.SIZE) ** 2
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
     dem, slope, gy, gx, shade = _terrain(rng, dom, n)
@@ -87,19 +97,32 @@ def synth_patch(rng, dom, n=L.SIZE, cover=False, native=True):
     refl = veg[..., None] * spec['vegetation'] + (1 - veg[..., None]) * spec['soil']
     mask = _scars(rng, dom, refl, spec, slope, gy, gx, yy, xx, area)
     looks = _lookalikes(rng, refl, spec, slope, mask, yy, xx, area)
-    refl = refl * np.clip(0.55 + 0.6 * shade, 0.2, 1.3)[..., None]
+    where = np.zeros((n, n), np.uint8)
+    for name, region in looks + [('landslide', mask)]:   # look-alikes as painted; labels over them
+        where[region] = COVER.index(name)
+    return dict(refl=refl, mask=mask, cover=where, dem=dem, slope=slope, gy=gy, gx=gx,
+                shade=shade, spec=spec, yy=yy, xx=xx, area=area, veg=veg)
+
+
+def sense(g, refl, rng, dom, native=True):
+    """The ground g's reflectance refl [n, n, 12] as the sensor sees it: hill shading, haze
+    (most in the blue), the domain's gain and offset, noise, and with native each band at its
+    native resolution. -> img float32 [n, n, 14] (slope and DEM appended)"""
+    refl = refl * np.clip(0.55 + 0.6 * g['shade'], 0.2, 1.3)[..., None]
     haze = rng.uniform(0, 0.03) + dom['haze']           # adds most to the blue end
     refl = refl + haze * np.linspace(1, 0.1, L.SPECTRAL)
     refl = refl * dom['gain'] + dom['offset'] + rng.normal(0, 0.008, refl.shape)
     if native:
         refl = sensor_resolution(refl)
-    img = np.concatenate([refl, slope[..., None], dem[..., None]], -1).astype(np.float32)
-    if not cover:
-        return img, mask.astype(np.uint8)
-    where = np.zeros((n, n), np.uint8)
-    for name, region in looks + [('landslide', mask)]:   # look-alikes as painted; labels over them
-        where[region] = COVER.index(name)
-    return img, mask.astype(np.uint8), where
+    return np.concatenate([refl, g['slope'][..., None], g['dem'][..., None]], -1).astype(
+        np.float32)
+
+
+def paint_scars(rng, dom, g, refl):
+    """More landslide scars, as fresh as dom says, painted into refl (the ground g's, in place),
+    as _scars paints them. -> their mask bool [n, n]"""
+    return _scars(rng, dom, refl, g['spec'], g['slope'], g['gy'], g['gx'], g['yy'], g['xx'],
+                  g['area'])
 
 
 def _terrain(rng, dom, n):

@@ -8,6 +8,7 @@ them out (synthetic_s2.py), with clouds if asked:
     python synthetic.py synth data/ --train 400 --valid 60 --test 120 --shift 1.0
     python synthetic.py synth-scene scenes/ --size 2048 --shift 1.0 --seed 0
     python synthetic.py synth-product products/ --level L2A --size 768 [--zip] [--clouds 0.3]
+    python synthetic.py synth-event event/ --level L2A [--clouds 0.2] [--before-tile]
 """
 import argparse
 import os
@@ -56,7 +57,7 @@ def synth_scene(out, size=1024, shift=1.0, seed=0):
 
 
 
-def main(argv=None):
+def parse_args(argv):
     ap = argparse.ArgumentParser(description='Landslide4Sense data tools')
     sub = ap.add_subparsers(dest='cmd', required=True)
     s = sub.add_parser('synth', help='write a synthetic dataset in the Landslide4Sense layout')
@@ -80,13 +81,26 @@ def main(argv=None):
     s.add_argument('--seed', type=int, default=0)
     s.add_argument('--clouds', type=float, default=0.0,
                    help='share of the scene under cumulus (with their shadows and thin cirrus)')
+    s = sub.add_parser('synth-event', help='a before and an after product of one tile, a DEM and '
+                       'the truth of new and earlier landslides')
+    s.add_argument('out', help='folder for after/, before/, dem.tif, truth.tif, truth_new.tif')
+    s.add_argument('--size', type=int, default=768, help='10 m pixels per side (a multiple of 6)')
+    s.add_argument('--level', choices=['L2A', 'L1C'], default='L2A')
+    s.add_argument('--clouds', type=float, default=0.0, help='share under cumulus, each date')
+    s.add_argument('--before-tile', action='store_true',
+                   help='the before-date on a neighbouring tile in the next UTM zone')
+    s.add_argument('--seed', type=int, default=0)
     s = sub.add_parser('synth-scene',
                        help='one coherent synthetic scene (HDF5; GeoTIFF with rasterio)')
     s.add_argument('out', help='folder for scene.h5 (img, mask), scene.tif and scene_mask.tif')
     s.add_argument('--size', type=int, default=1024)
     s.add_argument('--shift', type=float, default=1.0)
     s.add_argument('--seed', type=int, default=0)
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    a = parse_args(argv)
     if a.cmd == 'synth-product':
         if a.size < L.SIZE or a.size % 6:
             sys.exit(f'error: --size must be a multiple of 6 and at least {L.SIZE}')
@@ -95,6 +109,15 @@ def main(argv=None):
         import synthetic_s2
         paths = synthetic_s2.synth_product(a.out, a.size, a.shift, a.seed, a.level, a.baseline,
                                            a.zip, clouds=a.clouds)
+        print('wrote ' + ', '.join(paths.values()))
+        return
+    if a.cmd == 'synth-event':
+        if a.size < L.SIZE or a.size % 6 or not 0 <= a.clouds < 1:
+            sys.exit(f'error: --size must be a multiple of 6 and at least {L.SIZE}, '
+                     '--clouds in [0, 1)')
+        import synthetic_event
+        paths = synthetic_event.synth_event(a.out, a.size, a.seed, a.level, a.clouds,
+                                            a.before_tile)
         print('wrote ' + ', '.join(paths.values()))
         return
     if a.cmd == 'synth-scene':

@@ -79,7 +79,7 @@ def adabn_tiles(load, ny, stride, rows=8, per_row=16, at_least=32):
 
 def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
     """Landslide mask and probability of one scene, written band by band, and a quicklook.
-    -> summary dict (what summary.json records)"""
+    -> summary dict (what summary.json records, and quicklook_rgb: its true-colour pixels)"""
     t0, T = time.time(), L.SIZE
     nodata = sc.nodata if nodata is None else nodata
     g = grid(sc, overlap)
@@ -113,9 +113,8 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
             if time.time() - last > log_every or j == g['ny'] - 1:
                 last, rate = time.time(), (j + 1) * g['nx'] / (time.time() - t0)
                 eta = (g['ny'] - j - 1) * g['nx'] / rate
-                tiles = f"{(j + 1) * g['nx']}/{g['ny'] * g['nx']}"
-                log(f'{sc.name}: tiles {tiles}  {rate:.1f} tiles/s  '
-                    f'eta {int(eta // 60)}m{int(eta % 60):02d}s')
+                log(f"{sc.name}: tiles {(j + 1) * g['nx']}/{g['ny'] * g['nx']}  {rate:.1f} "
+                    f'tiles/s  eta {int(eta // 60)}m{int(eta % 60):02d}s')
         for w in writers.values():
             w.commit()
     except BaseException:
@@ -124,8 +123,9 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
         raise
     finally:
         pool.shutdown(cancel_futures=True)
-    look = quicklook.picture(np.concatenate(acc['rgb']), np.concatenate(acc['mask']), STYLES)
-    write_png(os.path.join(out, f'{sc.name}_quicklook.png'), look)
+    rgb = np.concatenate(acc['rgb'])                  # kept: a change map redraws it (predict)
+    write_png(os.path.join(out, f'{sc.name}_quicklook.png'),
+              quicklook.picture(rgb, np.concatenate(acc['mask']), STYLES))
     return dict(scene=sc.path, size=[sc.H, sc.W], tiles=g['ny'] * g['nx'],
                 seconds=round(time.time() - t0, 2), landslide_pixels=acc['land'],
                 nodata_pixels=acc['nodata'], landslide_m2=area_m2(sc, acc['land']),
@@ -134,7 +134,7 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
                 analysed_share=0.0 if blind else round(seen, 4),
                 analysed_m2=area_m2(sc, 0 if blind else stats['valid']),
                 not_analysed_m2=area_m2(sc, acc['unseen']),
-                not_analysed_by_class=stats['unseen_by_class'],
+                not_analysed_by_class=stats['unseen_by_class'], quicklook_rgb=rgb,
                 outputs=sorted(os.path.basename(p) for p in paths.values()) +
                 [f'{sc.name}_quicklook.png'])
 

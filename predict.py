@@ -99,26 +99,35 @@ def map_scenes(models, c, jobs, out, args, dev, rnd):
     """Every scene of this process's share (all of them without torchrun), a Sentinel-2 product
     stacked first (into <out>/<name>.tif, reused when there), skipping those that a killed run
     already finished; summary.json gets a line per scene, metrics.json one per scene with a
-    true mask. jobs: [(name, Scene or product path, true mask path or None)]"""
+    true mask. jobs: [(name, Scene or product path, true mask path or None, before-date product
+    or None)]"""
     rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
     os.makedirs(out, exist_ok=True)
     L.sweep(out)
 
     def log(line):
         print(line if world == 1 else f'[{rank}] {line}', flush=True)
-    for name, src, truth in jobs[rank::world]:
+    for name, src, truth, before in jobs[rank::world]:
         if name in read_json(out, 'summary.json'):
             log(f'{name}: finished earlier, skipped')
             continue
         sc = src if isinstance(src, S.Scene) else \
             stacked_scene(src, args.dem, out, name, log, args.cloud_buffer)
+        pair = None
+        if before:                                  # the before-date first, on the after's grid
+            pair = map_before(models, c, before, sc, out, args, dev, log)
         info = mapping.map_scene(models, c, sc, out, args.overlap, args.nodata, dev, log,
                                  args.log_every)
         info.update(run=os.path.abspath(args.run), round=rnd, overlap=args.overlap,
                     scale=c.scale, models=c.models, nodata=args.nodata, threshold=0.5)
         if not isinstance(src, S.Scene):
             info['product'] = os.path.abspath(src)
-        info.update(vectorize(sc, out, args.min_area, truth, log))
+        rgb = info.pop('quicklook_rgb')
+        if pair:
+            info['change'] = compare(sc, pair[0], out, rgb, args.change_rule, log)
+            info['before'] = pair[1]
+            pair[0].close()
+        info.update(vectorize(sc, out, args.min_area, truth, log, change=bool(pair)))
         add_to(out, 'summary.json', name, info)
         km2 = ''
         if info['landslide_m2'] is not None:
@@ -128,22 +137,62 @@ def map_scenes(models, c, jobs, out, args, dev, rnd):
         sc.close()
 
 
+def map_before(models, c, product, after, out, args, dev, log):
+    """The before-date stacked onto the after-date's grid and mapped as a domain of its own.
+    -> (its Scene, what summary.json records of it)"""
+    import sentinel2
+    name = sentinel2.open_product(product)['name']
+    grid = dict(crs=after.crs, transform=after.transform, width=after.W, height=after.H)
+    bsc = stacked_scene(product, args.dem, out, name, log, args.cloud_buffer, grid)
+    info = mapping.map_scene(models, c, bsc, out, args.overlap, args.nodata, dev, log,
+                             args.log_every)
+    info.pop('quicklook_rgb')
+    return bsc, info | {'product': os.path.abspath(product)}
+
+
+def compare(after, before, out, rgb, rule, log):
+    """The change classes into <after>_landslide.tif (change.py) and its quicklook redrawn with
+    them. -> what summary.json records of the comparison"""
+    import change
+    from report import write_png
+    paths = [os.path.join(out, f'{s.name}_landslide.tif') for s in (after, before)]
+    classes, info = change.classify(read_output(paths[0], 'landslide'),
+                                    read_output(paths[1], 'landslide'), after, before, rule)
+    change.write(paths[0], classes, after)
+    q = max(1, -(-max(after.H, after.W) // 1024))       # the quicklook's step, as mapping's
+    look = mapping.quicklook.picture(rgb, classes[::q, ::q], change.STYLES)
+    write_png(os.path.join(out, f'{after.name}_quicklook.png'), look)
+    log(f"{after.name}: against {before.name} ({rule}): " +
+        ', '.join(f'{k} {v} pixels' for k, v in info['pixels'].items()))
+    return info
+
+
 def stacked_scene(product, dem, out, name, log, buffer=0, grid=None):
     """The product stacked with the DEM into <out>/<name>.tif, its cloud mask beside it (a
     finished stack is reused when its mask was made with the same buffer)."""
     import cloudmask
     import sentinel2
     path = os.path.join(out, f'{name}.tif')
-    if os.path.exists(path) and stack_buffer(path) == buffer:
+    if os.path.exists(path) and stack_buffer(path) == buffer and on_grid(path, grid):
         log(f'{name}: stacked earlier, reused {path}')
     else:
         log(f'{name}: stacking {product} with {dem}...')
         info = sentinel2.stack(product, dem, path, log, buffer, grid)
         if info['mask']:
-            log(f"{name}: not analysed: {info['not_analysed']} pixels by its {info['mask']}"
+            log(f"{name}: not analysed: {info['not_analysed']} pixels by its "
+                f"{os.path.basename(info['mask'])}"
                 f"{f' and {buffer} pixels around its clouds' if buffer else ''} "
                 f'({os.path.basename(cloudmask.sidecar(path))})')
     return S.Scene(path)
+
+
+def on_grid(path, grid):
+    """Whether a stack lies on grid (None: any grid will do)."""
+    if grid is None:
+        return True
+    with L.rasterio_for(path).open(path) as f:
+        return (f.crs, f.transform, f.width, f.height) == \
+            (grid['crs'], grid['transform'], grid['width'], grid['height'])
 
 
 def stack_buffer(path):
@@ -156,9 +205,11 @@ def stack_buffer(path):
         return int(f.tags().get('CLOUD_BUFFER_PX', 0))
 
 
-def vectorize(sc, out, min_area, truth, log):
-    """The mapped scene's landslides as polygons (<name>_landslides.geojson) and, with a true
-    mask, its metrics (metrics.json). -> what summary.json adds"""
+def vectorize(sc, out, min_area, truth, log, change=False):
+    """The mapped scene's landslides as polygons (<name>_landslides.geojson; for a change map
+    each with its status, traced status by status), the not-analysed area as polygons and, with
+    a true mask, the metrics (metrics.json; of the new landslides for a change map).
+    -> what summary.json adds"""
     try:
         import polygons
         L.rasterio_for(sc.path)
@@ -167,17 +218,30 @@ def vectorize(sc, out, min_area, truth, log):
         return {}
     ext = {'tif': '.tif', 'h5': '.h5', 'npy': '.npy'}[sc.fmt]
     mask = read_output(os.path.join(out, f'{sc.name}_landslide{ext}'), 'landslide')
-    found = polygons.components(mask == 1, sc.transform)   # traced once, for both uses below
+    statuses = {1: 'new', 2: 'before', 3: 'unseen before'} if change else {1: None}
+    found = {v: polygons.components(mask == v, sc.transform) for v in statuses}   # traced once
     added = {}
     if sc.crs is None:
         log(f'{sc.name}: no polygons: the scene has no CRS (a GeoTIFF has one)')
     else:
         prob = read_output(os.path.join(out, f'{sc.name}_probability{ext}'), 'probability')
-        fc, area = polygons.landslide_polygons(mask, prob, sc.transform, sc.crs, min_area, found)
+        feats, areas = [], {}
+        for v, status in statuses.items():
+            extra = (lambda k, s=status: {'status': s}) if status else None
+            fc, areas[status] = polygons.landslide_polygons(mask, prob, sc.transform, sc.crs,
+                                                            min_area, found[v], extra)
+            feats += fc['features']
+        for i, f in enumerate(feats, 1):
+            f['properties']['id'] = i
         gname = f'{sc.name}_landslides.geojson'
-        polygons.write_geojson(os.path.join(out, gname), fc)
-        added = dict(landslides=len(fc['features']), landslides_m2=area, min_area_m2=min_area,
-                     geojson=gname)
+        polygons.write_geojson(os.path.join(out, gname),
+                               {'type': 'FeatureCollection', 'features': feats})
+        added = dict(landslides=len(feats), landslides_m2=sum(a or 0 for a in areas.values()),
+                     min_area_m2=min_area, geojson=gname)
+        if change:
+            added['by_status'] = {s: dict(landslides=sum(f['properties']['status'] == s
+                                                         for f in feats), m2=areas[s])
+                                  for s in statuses.values()}
         if (mask == 254).any():
             uname = f'{sc.name}_not_analysed.geojson'
             polygons.write_geojson(os.path.join(out, uname),
@@ -185,12 +249,12 @@ def vectorize(sc, out, min_area, truth, log):
             added['not_analysed_geojson'] = uname
     if truth:
         true = polygons.read_truth(truth, sc.H, sc.W)
-        m = polygons.inventory_check(mask, true, sc.transform, found)
+        m = polygons.inventory_check(mask, true, sc.transform, found[1])
         add_to(out, 'metrics.json', sc.name, {'truth': os.path.abspath(truth), **m})
         p, o = m['pixels'], m['objects']
         log(f"{sc.name} against {truth}: precision {p['precision']:.4f} recall {p['recall']:.4f} "
             f"F1 {p['f1']:.4f} IoU {p['iou']:.4f}; landslides found {o['found']}/{o['true']}, "
-            f"false {o['false']}/{o['predicted']}")
+            f"false {o['false']}/{o['predicted']}" + (' (new landslides)' if change else ''))
     return added
 
 
@@ -253,8 +317,12 @@ def check_map_out(out, run, inputs):
 
 def scene_jobs(args):
     """Open every --scene and find every --s2 product's bands before any work, so that a bad
-    input stops the run at once. -> [(name, Scene or product path, true mask or None)]"""
+    input stops the run at once. -> [(name, Scene or product path, true mask or None, the
+    before-date product or None)]"""
     import sentinel2
+    if args.before and (args.scene or len(args.s2 or []) != 1):
+        raise L.DataError(f'{args.before}: --before compares two products: give one --s2 (the '
+                          f'after-date) and no --scene')
     jobs = [(sc.name, sc) for sc in (S.Scene(p) for p in args.scene or [])]
     for p in args.s2 or []:
         if args.dem is None:
@@ -262,6 +330,8 @@ def scene_jobs(args):
         jobs.append((sentinel2.open_product(p)['name'], p))
     if args.s2:
         sentinel2.check_dem(args.dem)
+    if args.before:
+        sentinel2.check_pair(args.s2[0], args.before)
     names = [n for n, _ in jobs]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
@@ -274,7 +344,8 @@ def scene_jobs(args):
         if not os.path.isfile(t):
             raise L.DataError(f'{t}: true mask not found')
         L.rasterio_for(t)                         # the object counts trace shapes with rasterio
-    return [(n, src, truths[i] if truths else None) for i, (n, src) in enumerate(jobs)]
+    return [(n, src, truths[i] if truths else None, args.before)
+            for i, (n, src) in enumerate(jobs)]
 
 
 # ----------------------------------------------------------------------------- command line
@@ -289,6 +360,12 @@ def parse_args(argv):
     ap.add_argument('--s2', nargs='+',
                     help='Sentinel-2 products (.SAFE folders or .zip), L1C or L2A')
     ap.add_argument('--dem', help='with --s2: a DEM raster in any CRS (GLO-30, SRTM, ...)')
+    ap.add_argument('--before', help='with one --s2 (the after-date): a product of the same '
+                    'ground sensed before the event; the map then says which landslides are new')
+    ap.add_argument('--change-rule', default='objects+ndvi',
+                    choices=['objects+ndvi', 'objects', 'pixels+ndvi', 'pixels'],
+                    help='with --before: how a landslide is dated (change.py) '
+                    '[default: objects+ndvi]')
     ap.add_argument('--truth', nargs='+',
                     help="true masks on the scenes' grids, one per scene: metrics.json")
     ap.add_argument('--min-area', type=float, default=0.0,
@@ -320,8 +397,8 @@ def check_args(args):
         raise L.DataError('--device cuda but no CUDA device is available')
     if args.data is not None and not os.path.isdir(args.data):
         raise L.DataError(f'{args.data}: --data folder not found')
-    return [p for p in [args.data, args.dem, *(args.scene or []), *(args.s2 or []),
-                        *(args.truth or [])] if p]
+    return [p for p in [args.data, args.dem, args.before, *(args.scene or []),
+                        *(args.s2 or []), *(args.truth or [])] if p]
 
 
 def main(argv=None):

@@ -85,6 +85,29 @@ def open_product(path):
     return product
 
 
+def check_pair(after, before):
+    """A before-date fit to compare with an after-date: sensed earlier and overlapping it.
+    -> the after product's open_product dict"""
+    from rasterio.warp import transform_bounds
+    pa, pb = open_product(after), open_product(before)
+    ta, tb = sensing(pa), sensing(pb)
+    if ta and tb and tb >= ta:
+        raise L.DataError(f'{before}: sensed {tb[:8]}, not before the after-date {after} '
+                          f'({ta[:8]}): give the earlier product as --before')
+    rio = L.rasterio_for(after)
+    with _open_band(rio, pa, 'B02') as a, _open_band(rio, pb, 'B02') as b:
+        if not _overlaps(transform_bounds(b.crs, a.crs, *b.bounds), a.bounds):
+            raise L.DataError(f'{before}: the before-date does not overlap the after-date '
+                              f'({os.path.basename(after.rstrip("/"))})')
+    return pa
+
+
+def sensing(pr):
+    """A product's sensing start as 'YYYYMMDDhhmmss': its metadata's, else its name's, or None."""
+    t = pr['sensed'] or ''.join(re.findall(r'_(\d{8}T\d{6})_', pr['name'] + '_')[:1])
+    return re.sub(r'\D', '', t)[:14] or None
+
+
 def _tile_metadata_name(names):
     return next((n for n in names if re.fullmatch(r'(.*/)?GRANULE/[^/]+/MTD_TL\.xml', n, re.I)),
                 None)

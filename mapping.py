@@ -56,12 +56,15 @@ def tile_rows(sc, j, stride, pad, width, nodata):
     return raw, nd, unseen & ~nd
 
 
-def adabn_tiles(load, ny, stride, rows=8, per_row=16, at_least=32):
-    """Tiles for AdaBN, the scene's own BatchNorm statistics: up to per_row tiles free of no-data
-    and of not-analysed pixels from each of `rows` evenly spaced tile rows, then, while fewer
-    than at_least were found (a cloudy scene), from the other rows in turn (a scene with none:
-    no batch, and the networks keep theirs). load(j) -> (raw, no-data [128, width], not analysed
-    [128, width], tiles [n, 14, 128, 128], their columns). Yields [k, 14, 128, 128]."""
+def adabn_tiles(load, ny, stride, rows=8, per_row=16, at_least=32, most=0.5):
+    """Tiles for AdaBN, the scene's own BatchNorm statistics: up to per_row tiles from each of
+    `rows` evenly spaced tile rows, then, while fewer than at_least were found (a cloudy scene),
+    from the other rows in turn (a scene with none: no batch, and the networks keep theirs).
+    Tiles free of no-data and of not-analysed pixels come first, as [k, 14, 128, 128]; where a
+    row has fewer, tiles that could see at least `most` of their pixels fill it, as (tiles,
+    valid bool [k, 128, 128]), whose statistics refine.adapt_bn takes where they could see (a
+    cumulus field leaves few 1.28 km tiles wholly clear). load(j) -> (raw, no-data [128,
+    width], not analysed [128, width], tiles [n, 14, 128, 128], their columns)."""
     g = torch.Generator().manual_seed(0)
     first = sorted({round(k * (ny - 1) / (rows - 1)) for k in range(rows)})
     found = 0
@@ -69,12 +72,22 @@ def adabn_tiles(load, ny, stride, rows=8, per_row=16, at_least=32):
         if j not in first and found >= at_least:
             break
         _, nd, un, tiles, cols = load(j)
-        off = nd | un
-        clean = [k for k, i in enumerate(cols) if not off[:, i * stride:i * stride + L.SIZE].any()]
-        if clean:
-            pick = torch.tensor(clean)[torch.randperm(len(clean), generator=g)[:per_row]]
-            found += len(pick)
-            yield tiles[pick]
+        off = torch.from_numpy(nd | un)
+        blind = torch.stack([off[:, i * stride:i * stride + L.SIZE] for i in cols]) if cols else \
+            torch.ones(0, L.SIZE, L.SIZE, dtype=torch.bool)
+        share = 1 - blind.float().mean((1, 2))
+        clean = torch.nonzero(share == 1).ravel()
+        clean = clean[torch.randperm(len(clean), generator=g)[:per_row]]
+        part = torch.nonzero((share >= most) & (share < 1)).ravel()
+        if len(part) and len(clean) < per_row:
+            part = part[torch.randperm(len(part), generator=g)[:per_row - len(clean)]]
+        else:
+            part = part[:0]
+        found += len(clean) + len(part)
+        if len(clean):
+            yield tiles[clean]
+        if len(part):
+            yield tiles[part], ~blind[part]
 
 
 def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
@@ -164,7 +177,8 @@ def grid(sc, overlap):
 
 
 def load_band(sc, j, g, nodata, mean, std, blind=False):
-    """Band j of tile rows, read and normalized; no-data and not-analysed pixels 0 (the mean).
+    """Band j of tile rows, read and normalized; no-data pixels 0 (the mean), not-analysed ones 0
+    in the spectral bands (slope and DEM are not under the cloud).
     -> (raw [128, width, 14], no-data [128, width], not analysed [128, width], the tiles holding
     any analysed pixel [n, 14, 128, 128], their columns; none when blind)"""
     T, stride = L.SIZE, g['stride']
@@ -173,7 +187,8 @@ def load_band(sc, j, g, nodata, mean, std, blind=False):
     off = nd | un
     x = raw - mean                                    # [T, width, 14], normalized in place
     x /= std
-    x[off] = 0.0
+    x[nd] = 0.0
+    x[un, :12] = 0.0                                  # a cloud hides the ground, not its slope
     tiles = torch.from_numpy(x).unfold(1, T, stride)  # [T, nx, 14, T]: one copy below
     busy = [] if blind else [i for i in range(g['nx'])
                              if not off[:, i * stride:i * stride + T].all()]

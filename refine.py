@@ -16,7 +16,9 @@ README's table "paper vs this default" says why the default differs.
     torchrun --nproc_per_node 4 refine.py --data ./data --out runs/paper   # data-parallel, 4 GPUs
 """
 import argparse
+import contextlib
 import copy
+import functools
 import math
 import os
 import sys
@@ -253,8 +255,10 @@ def network_inputs(X, c, dev):
 def adapt_bn(models, batches, c, dev):
     """AdaBN (Li et al. 2016), the layer-wise cousin of separated normalization: copies of the
     networks whose BatchNorm statistics are re-estimated on the images of the domain about to be
-    predicted; the weights are unchanged. batches: an iterable of [n, 14, 128, 128] (read once;
-    with no image at all the networks are returned as they are). -> list of networks"""
+    predicted; the weights are unchanged. batches: an iterable of [n, 14, 128, 128], or of
+    ([n, 14, 128, 128], valid bool [n, 128, 128]) for tiles partly under a cloud, whose
+    statistics are then taken where they could see (masked_batchnorm). Read once; with no image
+    at all the networks are returned as they are. -> list of networks"""
     out = [copy.deepcopy(m).train() for m in models]
     for m in out:
         for b in m.modules():
@@ -263,11 +267,45 @@ def adapt_bn(models, batches, c, dev):
                 b.momentum = None                     # a plain average over all batches
     seen = 0
     for X in batches:
+        X, valid = X if isinstance(X, tuple) else (X, None)
         seen += len(X)
-        for _, x in network_inputs(X, c, dev):
+        for at, x in network_inputs(X, c, dev):
             for m in out:
-                m(x)
+                if valid is None:
+                    m(x)
+                else:
+                    with masked_batchnorm(m, valid[at, None].to(dev).float()):
+                        m(x)
     return [m.eval() for m in out] if seen else models
+
+
+@contextlib.contextmanager
+def masked_batchnorm(model, valid):
+    """Within it, each BatchNorm layer of model (in training mode) normalizes with, and adds to
+    its running averages, the statistics of the positions that could see, valid [n, 1, h, w]
+    resized to the layer's own size (a cell counts when all of it could see), each batch one
+    step of the same cumulative average as momentum=None."""
+    def forward(b, x):
+        w = (F.adaptive_avg_pool2d(valid, x.shape[-2:]) > 0.999).to(x.dtype)     # [n, 1, h, w]
+        n = w.sum()
+        if n < 2:                                  # nothing seen at this size: the batch adds none
+            return F.batch_norm(x, b.running_mean, b.running_var, b.weight, b.bias, False, 0.0,
+                                b.eps)
+        mean = (x * w).sum((0, 2, 3)) / n
+        var = ((x - mean[:, None, None]) ** 2 * w).sum((0, 2, 3)) / n
+        b.num_batches_tracked += 1
+        f = 1.0 / b.num_batches_tracked.item()
+        b.running_mean.mul_(1 - f).add_(f * mean)
+        b.running_var.mul_(1 - f).add_(f * var * n / (n - 1))
+        return F.batch_norm(x, mean, var, b.weight, b.bias, False, 0.0, b.eps)
+    layers = [b for b in model.modules() if isinstance(b, torch.nn.modules.batchnorm._BatchNorm)]
+    for b in layers:
+        b.forward = functools.partial(forward, b)
+    try:
+        yield
+    finally:
+        for b in layers:
+            del b.forward
 
 
 # ----------------------------------------------------------------------------- the loop (Fig. 3)

@@ -112,7 +112,7 @@ def without_adabn(run_dir, tmp_path):
     return str(dst)
 
 
-def test_adabn_tiles_skip_nodata_and_span_the_scene():
+def test_adabn_tiles_span_the_scene_and_mask_what_has_no_data():
     seen = []
 
     def load(j):                                    # 20 tile rows of 3 tiles; tile 1 of even rows has a hole
@@ -121,15 +121,19 @@ def test_adabn_tiles_skip_nodata_and_span_the_scene():
         if j % 2 == 0:
             nd[5, 96 + 50] = True
         return None, nd, np.zeros_like(nd), torch.full((3, 14, 128, 128), float(j)), [0, 1, 2]
-    batches = list(mapping.adabn_tiles(load, 20, 96, at_least=20))
-    assert seen[0] == 0 and seen[-1] == 19 and len(seen) == 8      # first, last, evenly between
-    for j, b in zip(seen, batches):
+    batches = iter(mapping.adabn_tiles(load, 20, 96, at_least=20))
+    for j in [0, 3, 5, 8, 11, 14, 16, 19]:          # first, last, evenly between
+        b = next(batches)
         assert (b[:, 0, 0, 0] == j).all() and len(b) == (2 if j % 2 == 0 else 3)
+        if j % 2 == 0:                              # the holed tile comes after, masked there
+            tiles, valid = next(batches)
+            assert len(tiles) == 1 and not valid[0, 5, 50] and valid.sum() == 128 * 128 - 1
+    assert next(batches, None) is None and len(seen) == 8
     assert list(mapping.adabn_tiles(lambda j: (None, np.ones((128, 320), bool), np.zeros((128, 320), bool),
                                                torch.zeros(3, 14, 128, 128), [0, 1, 2]), 4, 96)) == []  # all no-data
 
 
-def test_adabn_tiles_skip_clouds_and_look_further_on_a_cloudy_scene():
+def test_adabn_tiles_prefer_clear_ones_take_partly_cloudy_ones_masked_and_look_further():
     seen = []
 
     def load(j):                                    # 20 tile rows of 3 tiles; only rows 6 and 12 are clear
@@ -138,10 +142,15 @@ def test_adabn_tiles_skip_clouds_and_look_further_on_a_cloudy_scene():
         un = np.ones_like(nd) if j not in (6, 12) else np.zeros_like(nd)
         un[:, 0] = True                             # ... but for a cloud over tile 0's first column
         return None, nd, un, torch.full((3, 14, 128, 128), float(j)), [0, 1, 2]
-    batches = list(mapping.adabn_tiles(load, 20, 96, at_least=4))
-    assert [int(b[0, 0, 0, 0]) for b in batches] == [6, 12]       # found beyond the 8 evenly spaced rows
-    assert all(len(b) == 2 for b in batches)        # tiles 1 and 2: tile 0 holds a cloudy pixel
-    assert len(seen) > 8 and seen[-1] == 12         # it stopped once it had at least 4
+    batches = list(mapping.adabn_tiles(load, 20, 96, at_least=6))
+    assert [int((b[0] if isinstance(b, tuple) else b)[0, 0, 0, 0]) for b in batches] == [6, 6, 12, 12]
+    clear, part = batches[0], batches[1]            # beyond the 8 evenly spaced rows, clear first
+    assert not isinstance(clear, tuple) and len(clear) == 2       # tiles 1 and 2
+    tiles, valid = part                             # tile 0, its cloudy column marked
+    assert len(tiles) == 1 and not valid[0, :, 0].any() and valid[0, :, 1:].all()
+    assert len(seen) > 8 and seen[-1] == 12         # it stopped once it had at least 6
+    full = list(mapping.adabn_tiles(load, 20, 96, at_least=4, per_row=2))
+    assert full and all(not isinstance(b, tuple) for b in full)   # a row filled by clear tiles
 
 
 def test_nodata_hole_is_255_there_and_only_there(trained, scenes, tmp_path):

@@ -418,3 +418,48 @@ def test_refinement_refuses_unknown_arms_and_empty_tables(tmp_path, capsys):
     assert bench.main(['refinement', '--out', str(tmp_path), '--table-only']) == 2
     assert 'no finished run' in capsys.readouterr().err
     assert os.listdir(tmp_path) == []                                  # nothing written
+
+
+def test_adabn_on_tiles_partly_under_a_cloud_takes_statistics_where_they_could_see():
+    torch.manual_seed(0)
+    model = build_model('unet', 4).eval()
+    c = refine.parse_args(['--demo', '--batch-size', '2', '--scale', '1'])
+    X = 3 * torch.randn(4, 14, 128, 128) + 5
+    valid = torch.ones(4, 128, 128, dtype=torch.bool)
+    valid[:, :, 64:] = False                                     # the right half under a cloud
+    cloudy = X.clone()
+    cloudy[:, :, :, 64:] = 0.0                                   # as mapping feeds a cloud: the mean
+    (masked,) = refine.adapt_bn([model], [(cloudy, valid)], c, torch.device('cpu'))
+    (filled,) = refine.adapt_bn([model], [cloudy], c, torch.device('cpu'))
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    bn, bn_filled = (next(m for m in n.modules() if isinstance(m, torch.nn.BatchNorm2d))
+                     for n in (masked, filled))
+    with torch.no_grad():
+        seen = conv(cloudy)[..., :64]
+        assert torch.allclose(bn.running_mean, seen.mean((0, 2, 3)), atol=1e-4)
+        assert torch.allclose(bn.running_var, seen.var((0, 2, 3)), rtol=1e-3)   # unbiased, as BN's
+    assert not torch.allclose(bn.running_var, bn_filled.running_var, rtol=0.05)   # zeros count there
+    (whole,) = refine.adapt_bn([model], [(X, torch.ones(4, 128, 128, dtype=torch.bool))], c,
+                               torch.device('cpu'))
+    (plain,) = refine.adapt_bn([model], [X], c, torch.device('cpu'))
+    for a, b in zip(whole.modules(), plain.modules()):          # all valid: AdaBN as before
+        if isinstance(a, torch.nn.BatchNorm2d):
+            assert torch.allclose(a.running_mean, b.running_mean, rtol=1e-3, atol=1e-4)
+            assert torch.allclose(a.running_var, b.running_var, rtol=1e-3, atol=1e-4)
+
+
+def test_report_of_a_run_with_target_labels_puts_the_control_beside_it(tmp_path):
+    import report
+    out = str(tmp_path / 'run')
+    os.makedirs(out)
+    rounds = [{'round': r, 'target': {'f1': f}} for r, f in ((0, 0.6), (1, 0.7))]
+    text = '\n'.join(report.control_lines(out, {'rounds': rounds}))
+    assert f'--control --out {out}-control' in text and f'cp {out}/round0/*.pt' in text
+    os.makedirs(out + '-control')
+    json.dump({'rounds': [{'round': 0, 'target': {'f1': 0.6}}, {'round': 1, 'target': {'f1': 0.75}}]},
+              open(out + '-control/metrics.json', 'w'))
+    text = '\n'.join(report.control_lines(out, {'rounds': rounds}))
+    assert '| 1 | 70.00 | 75.00 |' in text and 'refine.py' not in text
+    json.dump({'control': True}, open(os.path.join(out, 'config.json'), 'w'))
+    assert report.control_lines(out, {'rounds': rounds}) == []          # a control needs none
+    assert report.control_lines(str(tmp_path / 'x'), {'rounds': [{'round': 0, 'target': None}]}) == []

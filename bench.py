@@ -7,13 +7,15 @@
     python bench.py scene [--sizes 2048 4096]                    # map whole scenes
     python bench.py stack [--size 10980]                         # stack a Sentinel-2 product
     python bench.py products [--run runs/demo]                   # --s2 vs pre-stacked, B10
+    python bench.py clouds [--run runs/demo]                     # cloudy products: what leaks
+    python bench.py events [--run runs/demo]                     # before/after: new landslides
 
 The ablation adds one ingredient per row on a synthetic shifted benchmark (synthetic.py synth,
 --shift 1.0), each seed a fresh dataset and fresh networks; the refinement benchmark asks
 whether the rounds add anything above the same extra training without pseudo-labels, on three
 targets (and a fourth, run when named). Settings are CPU-sized; docs/evidence.md holds the
-figures. speed.py measures speed and memory on whatever machine runs it; gpucheck.py checks and
-times the GPU path.
+figures. bench_maps.py holds the benchmarks of mapped products (products, clouds); speed.py
+measures speed and memory on whatever machine runs it; gpucheck.py checks and times the GPU path.
 """
 import argparse
 import json
@@ -27,12 +29,11 @@ import numpy as np
 import torch
 
 import landslide as L
-import predict
 import refine
 import rundir
+import bench_maps
 import speed
 import synthetic
-import synthetic_s2
 
 # ----------------------------------------------------------------------------- ablation
 ABLATION_DATA = dict(train=160, valid=0, test=60, shift=1.0)
@@ -244,64 +245,6 @@ def mean_std(v):
     return f'{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f}'
 
 
-# ----------------------------------------------------------------------------- Sentinel-2 products
-def products(run, out, seeds, size):
-    """F1 against the truth of synthetic scenes mapped three ways: pre-stacked (the scene as the
-    generator wrote it), through --s2 from its L1C and L2A products (DN rounding, bands at 20
-    and 60 m resampled, the DEM through 30 m in EPSG:4326, slope by Horn's method), and
-    pre-stacked with B10 filled as L2A fills it (the networks trained with B10)."""
-    import sentinel2
-    lines = ['| seed | pre-stacked | --s2 L1C | --s2 L2A | pre-stacked, B10 filled |',
-             '|---|---|---|---|---|']
-    for seed in range(seeds):
-        f1 = {}
-        for level in ('L1C', 'L2A'):
-            d = os.path.join(out, f'seed{seed}-{level}')
-            if not os.path.isdir(d):
-                synthetic_s2.synth_product(d + '.part', size, 1.0, seed, level)
-                os.replace(d + '.part', d)
-            p = {k: os.path.join(d, v) for k, v in (('dem', 'dem.tif'), ('truth', 'truth.tif'),
-                                                      ('scene', 'scene.tif'))}
-            p['product'] = next(os.path.join(d, f) for f in os.listdir(d) if f.endswith('.SAFE'))
-            name = sentinel2.open_product(p['product'])['name']
-            f1[level] = map_f1(run, ['--s2', p['product'], '--dem', p['dem']], p['truth'],
-                               os.path.join(out, f'maps-{seed}-{level}'), name)
-        scene = os.path.join(out, f'seed{seed}-L1C', 'scene.tif')
-        f1['pre'] = map_f1(run, ['--scene', scene], p['truth'],
-                           os.path.join(out, f'maps-{seed}-pre'), 'scene')
-        filled = os.path.join(out, f'seed{seed}-b10', 'scene.tif')
-        if not os.path.exists(filled):
-            fill_b10(scene, filled)
-        f1['b10'] = map_f1(run, ['--scene', filled], p['truth'],
-                           os.path.join(out, f'maps-{seed}-b10'), 'scene')
-        lines.append(f"| {seed} | {f1['pre']:.2f} | {f1['L1C']:.2f} | {f1['L2A']:.2f} | "
-                     f"{f1['b10']:.2f} |")
-        print(lines[-1], flush=True)
-    table = '\n'.join(lines) + f'\n\nrun {run}; {size} x {size} scenes at shift 1.0.\n'
-    print('\n' + table)
-    L.atomic_write(os.path.join(out, 'products.md'), lambda t: open(t, 'w').write(table))
-
-
-def map_f1(run, inputs, truth, out, name):
-    """Map with predict.py against a true mask. -> pixel F1 %"""
-    if not os.path.exists(os.path.join(out, 'metrics.json')):
-        argv = ['--run', run, *inputs, '--truth', truth, '--out', out, '--device', 'cpu']
-        assert predict.main(argv) == 0, argv
-    return 100 * json.load(open(os.path.join(out, 'metrics.json')))[name]['pixels']['f1']
-
-
-def fill_b10(src, dst):
-    """A copy of a 14-band GeoTIFF with B10 one constant where the pixel has data."""
-    import rasterio
-    import sentinel2
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    with rasterio.open(src) as f:
-        x, prof = f.read(), f.profile
-    x[9] = np.where(np.isfinite(x[9]), sentinel2.B10_FILL, x[9])
-    with rasterio.open(dst, 'w', **prof) as f:
-        f.write(x)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     sub = ap.add_subparsers(dest='cmd', required=True)
@@ -338,11 +281,7 @@ def main(argv=None):
                     help='10 m pixels per side [default: 10980, a full tile]')
     st.add_argument('--level', choices=['L2A', 'L1C'], default='L2A')
     st.add_argument('--out', default='runs/bench-stack')
-    pr = sub.add_parser('products', help='F1 of products mapped via --s2 vs pre-stacked, B10')
-    pr.add_argument('--run', default='runs/demo', help='a trained run [default: runs/demo]')
-    pr.add_argument('--seeds', type=int, default=3)
-    pr.add_argument('--size', type=int, default=768)
-    pr.add_argument('--out', default='runs/bench-products')
+    bench_maps.add_parsers(sub)
     args = ap.parse_args(argv)
     if 'OMP_NUM_THREADS' not in os.environ:     # torch reads it: 1 for benchmarks side by side
         torch.set_num_threads(os.cpu_count() or 1)
@@ -355,8 +294,8 @@ def main(argv=None):
         return speed.speed(args)
     if args.cmd == 'scene':
         return speed.scene_bench(args)
-    if args.cmd == 'products':
-        return products(args.run, args.out, args.seeds, args.size)
+    if args.cmd in bench_maps.COMMANDS:
+        return bench_maps.main(args)
     return speed.stack_bench(args)
 
 

@@ -6,22 +6,25 @@ the two dates' maps and stacks on one grid and gives classes; predict.py --befor
 
 No before/after labels are needed (Landslide4Sense has none): the single-date networks do the
 finding, the comparison the dating. The rule (--change-rule):
-- 'objects+ndvi' (the default): each landslide of the after map, as a whole (a landslide that
-  was half there before is not new): 'unseen before' when the before-date could not see most of
-  it; 'before' when most of what it saw was landslide there; else 'new' only if the vegetation
-  on it was lost between the dates (its NDVI fell by at least VEG_LOSS more than the scene's
-  median change, which takes up season and sensor), because a landslide strips the cover and an
-  old scar the before-map missed, bare on both dates, lost none; else 'before'.
-- 'objects': the same without the vegetation condition.
-- 'pixels', 'pixels+ndvi': post-classification comparison pixel by pixel, alone and with the
-  vegetation condition per pixel.
+- 'pixels' (the default): post-classification comparison, pixel by pixel: a landslide pixel of
+  the after map is 'before' where the before map has one, 'unseen before' where the before-date
+  could not see, else 'new'. It assumes nothing about what counts as one landslide or how much
+  vegetation a new one strips, and a landslide that grew keeps its new part as new.
+- 'objects': each landslide of the after map as a whole: 'unseen before' when the before-date
+  could not see most of it, 'before' when most of what it saw was landslide there, else 'new'.
+- 'pixels+ndvi', 'objects+ndvi': the same, new only where the vegetation was lost between the
+  dates (NDVI fell by at least VEG_LOSS more than the scene's median change, which takes up
+  season and sensor). It rejects an old scar the before map missed, bare on both dates, but
+  also every new landslide on ground that was sparse before (scree, alpine meadow, arid
+  slopes), and it cannot reject a field cleared between the dates, which lost vegetation too.
+docs/mapping.md has what each rule measured on synthetic events.
 """
 import numpy as np
 
 import polygons
 import scene as S
 
-RULES = ('objects+ndvi', 'objects', 'pixels+ndvi', 'pixels')
+RULES = ('pixels', 'objects', 'pixels+ndvi', 'objects+ndvi')
 NEW, BEFORE, UNSEEN = 1, 2, 3
 VEG_LOSS = 0.1              # NDVI lost beyond the scene's median change: dense cover 0.6-0.9,
 MOST = 0.5                  # bare ground 0.05-0.25; a share of a landslide that decides it
@@ -50,7 +53,7 @@ def ndvi_loss(after, before, a, b):
     return ndvi(before.rows(a, b)) - ndvi(after.rows(a, b))
 
 
-def classify(after_map, before_map, after, before, rule='objects+ndvi'):
+def classify(after_map, before_map, after, before, rule='pixels'):
     """after_map, before_map: the dates' single-date maps on one grid, uint8 [H, W] (0, 1, 254
     not analysed, 255 no data); after, before: their stacks (scene.Scene). -> (classes uint8
     [H, W]: 0, NEW, BEFORE, UNSEEN, 254, 255; info dict: the median NDVI change and per status

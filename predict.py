@@ -362,10 +362,10 @@ def parse_args(argv):
     ap.add_argument('--dem', help='with --s2: a DEM raster in any CRS (GLO-30, SRTM, ...)')
     ap.add_argument('--before', help='with one --s2 (the after-date): a product of the same '
                     'ground sensed before the event; the map then says which landslides are new')
-    ap.add_argument('--change-rule', default='objects+ndvi',
-                    choices=['objects+ndvi', 'objects', 'pixels+ndvi', 'pixels'],
+    ap.add_argument('--change-rule', default='pixels',
+                    choices=['pixels', 'objects', 'pixels+ndvi', 'objects+ndvi'],
                     help='with --before: how a landslide is dated (change.py) '
-                    '[default: objects+ndvi]')
+                    '[default: pixels]')
     ap.add_argument('--truth', nargs='+',
                     help="true masks on the scenes' grids, one per scene: metrics.json")
     ap.add_argument('--min-area', type=float, default=0.0,

@@ -190,7 +190,7 @@ def write_report(out, data, target, rounds, n_looks=4):
     write_text(os.path.join(out, 'rounds.svg'), rounds_svg(metrics, src_share))
     looks, with_truth = write_quicklooks(out, data, target, rounds, n_looks)
     lines = round_lines(metrics, data, L.SPLITS[target], out)
-    lines += pseudo_lines(metrics)
+    lines += pseudo_lines(metrics) + control_lines(out, metrics)
     lines += ['', '## Band statistics (Figure 2 of the paper)', '', '![band statistics](bands.svg)',
               '', 'Per band, a box from mean − std to mean + std with a black line at the mean, '
               'in units of the source std, clipped at ±4. Left: both domains normalized with '
@@ -236,6 +236,32 @@ def round_lines(metrics, data, split, out):
         nets = ' | '.join(pct(e['models'][n]['holdout_f1']) for n in names)
         lines.append(f"| {e['round']} | {nets} | {four(e['holdout'])} | {four(e['target'])} |")
     return lines
+
+
+def control_lines(out, metrics):
+    """With target labels, and for a run that is not itself the control: the control beside it
+    (the same training without pseudo-labels, sharing this run's round 0), its figures when it
+    has run as <out>-control, else how to run it."""
+    cfg = os.path.join(out, 'config.json')
+    if not metrics['rounds'][0].get('target') or \
+            (os.path.exists(cfg) and json.load(open(cfg)).get('control')):
+        return []
+    ctl = out.rstrip('/') + '-control'
+    lines = ['', '## Against the control', '',
+             "The refinement's gain counts only above the same training on source labels alone "
+             '(`--control`): on our generator the default led it where round 0 left room, on an '
+             'independent one it was level (docs/evidence.md).', '']
+    path = os.path.join(ctl, 'metrics.json')
+    if os.path.exists(path):
+        theirs = {e['round']: e['target']['f1'] for e in json.load(open(path))['rounds']}
+        lines += ['| round | this run, target F1 | control, target F1 |', '|---|---|---|']
+        lines += [f"| {e['round']} | {pct(e['target']['f1'])} | {pct(theirs.get(e['round']))} |"
+                  for e in metrics['rounds']]
+        return lines
+    return lines + [f'Run it beside this one (`{os.path.basename(ctl)}`, sharing round 0):', '',
+                    '```bash', f'mkdir -p {ctl}/round0 && cp {out}/round0/*.pt {ctl}/round0/',
+                    f'python refine.py ... --control --out {ctl}   # its flags, and --control',
+                    '```']
 
 
 def pseudo_lines(metrics):

@@ -81,7 +81,7 @@ def test_vegetation_loss_is_measured_beyond_the_scenes_own_change(pair):
         after[r:r + 6, c:c + 6] = BARE
     before[12:18, 2:8] = (0.14, 0.25)                          # C: lost the scene's own ~0.18
     classes, info = change.classify(after_map, before_map, fake_scene(after),
-                                    fake_scene(before))
+                                    fake_scene(before), 'objects+ndvi')
     assert info['median_ndvi_change'] == pytest.approx(0.18, abs=0.02)
     got = statuses(classes, boxes)
     assert got['C'] == [2] and got['B'] == [1]
@@ -146,7 +146,7 @@ def test_before_on_another_tile_is_warped_and_its_clouds_are_unseen_before(event
         assert v['landslides'] == sum(f['properties']['status'] == s for f in feats)
     assert sorted(f['properties']['id'] for f in feats) == list(range(1, len(feats) + 1))
     assert name in json.load(open(out / 'metrics.json'))
-    assert info['change']['rule'] == 'objects+ndvi'
+    assert info['change']['rule'] == 'pixels'
 
 
 def test_each_polygon_carries_the_status_of_its_pixels(event, tmp_path):

@@ -281,6 +281,8 @@ def main(argv=None):
                     help='10 m pixels per side [default: 10980, a full tile]')
     st.add_argument('--level', choices=['L2A', 'L1C'], default='L2A')
     st.add_argument('--out', default='runs/bench-stack')
+    st.add_argument('--pair', action='store_true',
+                    help='then the same product as a before-date onto its grid, dated (change.py)')
     bench_maps.add_parsers(sub)
     args = ap.parse_args(argv)
     if 'OMP_NUM_THREADS' not in os.environ:     # torch reads it: 1 for benchmarks side by side

@@ -56,11 +56,11 @@ def ndvi_loss(after, before, a, b):
 def classify(after_map, before_map, after, before, rule='pixels'):
     """after_map, before_map: the dates' single-date maps on one grid, uint8 [H, W] (0, 1, 254
     not analysed, 255 no data); after, before: their stacks (scene.Scene). -> (classes uint8
-    [H, W]: 0, NEW, BEFORE, UNSEEN, 254, 255; info dict: the median NDVI change and per status
-    the landslide pixels)"""
+    [H, W]: 0, NEW, BEFORE, UNSEEN, 254, 255; info dict: the median NDVI change (rules with
+    the vegetation condition) and per status the landslide pixels)"""
     land = after_map == 1
     seen = (before_map < 254) & (after_map < 254)              # both dates saw the pixel
-    med = median_change(after, before, seen)
+    med = median_change(after, before, seen) if rule.endswith('ndvi') else None
     if rule.startswith('objects'):
         labels, shapes = polygons.components(land, after.transform)
         status = object_status(labels, len(shapes) + 1, before_map, after, before, med, rule)
@@ -77,7 +77,8 @@ def classify(after_map, before_map, after, before, rule='pixels'):
             out[a:b] = np.where(here, s, after_map[a:b])
     out = out.astype(np.uint8)
     counts = {STATUS[k]: int((out == k).sum()) for k in STATUS}
-    return out, dict(rule=rule, median_ndvi_change=round(float(med), 4), pixels=counts)
+    return out, dict(rule=rule, median_ndvi_change=None if med is None else round(med, 4),
+                     pixels=counts)
 
 
 def median_change(after, before, seen, bins=np.linspace(-2, 2, 4001)):

@@ -224,6 +224,7 @@ PEAK = ('print("peak_rss_kib", re.search(r"VmHWM:\\s+(\\d+)", '
         'open("/proc/self/status").read()).group(1))')
 CHILD = f'import re, sys, predict; rc = predict.main(sys.argv[1:]); {PEAK}; sys.exit(rc)'
 STACK_CHILD = f'import re, sys, scene; rc = scene.main(sys.argv[1:]); {PEAK}; sys.exit(rc)'
+PAIR_CHILD = f'import re, sys, speed; speed.pair_child(*sys.argv[1:]); {PEAK}'
 
 
 def in_child(code, argv):
@@ -369,6 +370,39 @@ def stack_bench(args):
           f'written (MiB) |\n|---|---|---|---|---|---|\n| synthetic {args.level} | '
           f'{args.size} x {args.size} | {wall:.0f} | {peak:.0f} | {gb:.1f} | '
           f'{os.path.getsize(out) / 2 ** 20:.0f} |')
+    if args.pair:                  # the same product as a before-date onto the stack's grid
+        before = os.path.join(args.out, f'before-{args.level}-{args.size}.tif')
+        text, wall2, peak2 = in_child(PAIR_CHILD, [out, safe, os.path.join(folder, 'dem.tif'),
+                                                   before])
+        print(f'\n| pair | stack the after-date | stack the before-date, classify, write | '
+              f'together | peak memory (MiB) |\n|---|---|---|---|---|\n| synthetic '
+              f'{args.level} | {wall:.0f} s | {wall2:.0f} s ({text.split("timings")[-1].split()[0]}'
+              f') | {wall + wall2:.0f} s | {max(peak, peak2):.0f} |')
+
+
+def pair_child(after, product, dem, out):
+    """The before half of a pair: product stacked onto the after stack's grid, two maps made
+    from the stacks (NDVI under 0.3: landslide), dated by change.classify and written, as
+    predict.py --before does with the networks' maps. Prints the seconds of each step."""
+    import change
+    import sentinel2
+    a = S.Scene(after)
+    grid = dict(crs=a.crs, transform=a.transform, width=a.W, height=a.H)
+    t = [time.time()]
+    sentinel2.stack(product, dem, out, print, 0, grid)
+    t.append(time.time())
+    b = S.Scene(out)
+    maps = [np.zeros((a.H, a.W), np.uint8) for _ in range(2)]
+    for m, sc in zip(maps, (a, b)):
+        for r in range(0, a.H, 1024):
+            m[r:r + 1024] = change.ndvi(sc.rows(r, min(r + 1024, a.H))) < 0.3
+    maps[1][::7] = 0                                # the before-date saw less
+    t.append(time.time())
+    classes, _ = change.classify(maps[0], maps[1], a, b)
+    change.write(out[:-4] + '_landslide.tif', classes, a)
+    t.append(time.time())
+    print('timings', '/'.join(f'{y - x:.0f}' for x, y in zip(t, t[1:])), '(stack / maps / '
+          'classify and write)')
 
 
 def write_big_product(folder, size, level, clouds=0.3):

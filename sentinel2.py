@@ -184,8 +184,7 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None):
                      dtype='float32', **grid)
     common = dict(driver='GTiff', width=W, height=H, crs=grid['crs'], transform=tr, tiled=True,
                   blockxsize=256, blockysize=256, compress='deflate', BIGTIFF='IF_SAFER')
-    # the stack: Zstandard at level 1 with the floating-point predictor, lossless, as small as
-    # deflate's on reflectance and 3.5x cheaper to write (docs/speed.md); GDAL's threads compress
+    # Zstandard, level 1: lossless, as small as deflate's, 3.5x cheaper to write (docs/speed.md)
     profile = dict(common, count=L.BANDS, dtype='float32', nodata=np.nan, predictor=3,
                    compress='zstd', zstd_level=1, num_threads='ALL_CPUS')
     counts, side = {}, cloudmask.sidecar(out)

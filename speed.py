@@ -401,6 +401,13 @@ def pair_child(after, product, dem, out):
     classes, _ = change.classify(maps[0], maps[1], a, b)
     change.write(out[:-4] + '_landslide.tif', classes, a)
     t.append(time.time())
+    import polygons
+    unseen = np.concatenate([a.unseen(r, min(r + 1024, a.H)) for r in range(0, a.H, 1024)])
+    gj = out[:-4] + '_not_analysed.geojson'
+    polygons.write_geojson(gj, polygons.not_analysed_polygons((unseen > 0).astype(np.uint8) * 254,
+                                                              a.transform, a.crs))
+    print(f'not analysed: {100 * (unseen > 0).mean():.0f} % of the after-date, as polygons '
+          f'{os.path.getsize(gj) / 2 ** 20:.1f} MiB ({time.time() - t[-1]:.0f} s)')
     print('timings', '/'.join(f'{y - x:.0f}' for x, y in zip(t, t[1:])), '(stack / maps / '
           'classify and write)')
 

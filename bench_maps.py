@@ -208,7 +208,7 @@ def events(run, out, seeds=3, size=768, level='L2A', clouds=0.0):
         arms['rdNDVI, best threshold on the truth'] = rdndvi_best(sc['after'], sc['before'],
                                                                   truth, seen, single)
         for arm, m in arms.items():
-            rows.setdefault(arm, []).append(event_scores(m, truth))
+            rows.setdefault(arm, []).append(event_scores(m, truth, seen))
             print(seed, arm, {k: round(v, 2) for k, v in rows[arm][-1].items()}, flush=True)
     table = event_table(rows) + f'\nrun {run}; {size} x {size} {level} events at shift 1.0, ' \
         f'clouds {clouds}, {seeds} seeds.\n'
@@ -218,12 +218,12 @@ def events(run, out, seeds=3, size=768, level='L2A', clouds=0.0):
                    lambda t: open(t, 'w').write(table))
 
 
-def event_scores(m, truth):
-    """m: a map's classes (1 new), truth: synthetic_event.TRUTH indices. -> percentages: F1 of
-    the new landslides over the analysed pixels, earlier scars and cleared ground called new."""
-    ok = m < 254
-    f1 = 100 * L.scores(*L.confusion(m[ok] == 1, truth[ok] == 1))['f1']
-    called = {k: 100 * float((m[ok & (truth == v)] == 1).mean()) for k, v in
+def event_scores(m, truth, seen):
+    """m: a map's classes (1 new), truth: synthetic_event.TRUTH indices, seen: bool, the pixels
+    both dates analysed (where a map can date a landslide). -> percentages over them: F1 of the
+    new landslides, earlier scars and cleared ground called new."""
+    f1 = 100 * L.scores(*L.confusion(m[seen] == 1, truth[seen] == 1))['f1']
+    called = {k: 100 * float((m[seen & (truth == v)] == 1).mean()) for k, v in
               (('earlier_called_new', 2), ('cleared_called_new', 3))}
     return dict(f1_new=f1, **called)
 

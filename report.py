@@ -246,22 +246,23 @@ def control_lines(out, metrics):
     if not metrics['rounds'][0].get('target') or \
             (os.path.exists(cfg) and json.load(open(cfg)).get('control')):
         return []
-    ctl = out.rstrip('/') + '-control'
+    run = os.path.basename(os.path.abspath(out))
+    ctl = run + '-control'                          # a folder beside this run's
     lines = ['', '## Against the control', '',
              "The refinement's gain counts only above the same training on source labels alone "
              '(`--control`): on our generator the default led it where round 0 left room, on an '
              'independent one it was level (docs/evidence.md).', '']
-    path = os.path.join(ctl, 'metrics.json')
+    path = os.path.join(os.path.dirname(os.path.abspath(out)), ctl, 'metrics.json')
     if os.path.exists(path):
         theirs = {e['round']: e['target']['f1'] for e in json.load(open(path))['rounds']}
-        lines += ['| round | this run, target F1 | control, target F1 |', '|---|---|---|']
+        lines += [f'| round | this run, target F1 | {ctl}, target F1 |', '|---|---|---|']
         lines += [f"| {e['round']} | {pct(e['target']['f1'])} | {pct(theirs.get(e['round']))} |"
                   for e in metrics['rounds']]
         return lines
-    return lines + [f'Run it beside this one (`{os.path.basename(ctl)}`, sharing round 0):', '',
-                    '```bash', f'mkdir -p {ctl}/round0 && cp {out}/round0/*.pt {ctl}/round0/',
-                    f'python refine.py ... --control --out {ctl}   # its flags, and --control',
-                    '```']
+    return lines + [f'Run it beside this one, from the folder that holds `{run}` (it shares round '
+                    '0):', '', '```bash', f'mkdir -p {ctl}/round0 && cp {run}/round0/*.pt '
+                    f'{ctl}/round0/', f'python refine.py ... --control --out {ctl}   # its flags, '
+                    'and --control', '```']
 
 
 def pseudo_lines(metrics):

@@ -454,12 +454,12 @@ def test_report_of_a_run_with_target_labels_puts_the_control_beside_it(tmp_path)
     os.makedirs(out)
     rounds = [{'round': r, 'target': {'f1': f}} for r, f in ((0, 0.6), (1, 0.7))]
     text = '\n'.join(report.control_lines(out, {'rounds': rounds}))
-    assert f'--control --out {out}-control' in text and f'cp {out}/round0/*.pt' in text
+    assert '--control --out run-control' in text and 'cp run/round0/*.pt run-control/round0/' in text
     os.makedirs(out + '-control')
     json.dump({'rounds': [{'round': 0, 'target': {'f1': 0.6}}, {'round': 1, 'target': {'f1': 0.75}}]},
               open(out + '-control/metrics.json', 'w'))
     text = '\n'.join(report.control_lines(out, {'rounds': rounds}))
-    assert '| 1 | 70.00 | 75.00 |' in text and 'refine.py' not in text
+    assert '| 1 | 70.00 | 75.00 |' in text and 'refine.py' not in text and 'run-control' in text
     json.dump({'control': True}, open(os.path.join(out, 'config.json'), 'w'))
     assert report.control_lines(out, {'rounds': rounds}) == []          # a control needs none
     assert report.control_lines(str(tmp_path / 'x'), {'rounds': [{'round': 0, 'target': None}]}) == []

@@ -219,18 +219,20 @@ def vectorize(sc, out, min_area, truth, log, change=False):
     ext = {'tif': '.tif', 'h5': '.h5', 'npy': '.npy'}[sc.fmt]
     mask = read_output(os.path.join(out, f'{sc.name}_landslide{ext}'), 'landslide')
     statuses = {1: 'new', 2: 'before', 3: 'unseen before'} if change else {1: None}
-    found = {v: polygons.components(mask == v, sc.transform) for v in statuses}   # traced once
-    added = {}
+    new, added = None, {}                   # class 1 traced once, for both uses below
     if sc.crs is None:
         log(f'{sc.name}: no polygons: the scene has no CRS (a GeoTIFF has one)')
     else:
         prob = read_output(os.path.join(out, f'{sc.name}_probability{ext}'), 'probability')
         feats, areas = [], {}
-        for v, status in statuses.items():
+        for v, status in statuses.items():     # one status's labels at a time (a full tile's
+            found = polygons.components(mask == v, sc.transform)     # are 0.5 GB each)
+            new = found if v == 1 else new
             extra = (lambda k, s=status: {'status': s}) if status else None
             fc, areas[status] = polygons.landslide_polygons(mask, prob, sc.transform, sc.crs,
-                                                            min_area, found[v], extra)
+                                                            min_area, found, extra)
             feats += fc['features']
+            del found
         for i, f in enumerate(feats, 1):
             f['properties']['id'] = i
         gname = f'{sc.name}_landslides.geojson'
@@ -249,7 +251,8 @@ def vectorize(sc, out, min_area, truth, log, change=False):
             added['not_analysed_geojson'] = uname
     if truth:
         true = polygons.read_truth(truth, sc.H, sc.W)
-        m = polygons.inventory_check(mask, true, sc.transform, found[1])
+        m = polygons.inventory_check(mask, true, sc.transform,
+                                     new or polygons.components(mask == 1, sc.transform))
         add_to(out, 'metrics.json', sc.name, {'truth': os.path.abspath(truth), **m})
         p, o = m['pixels'], m['objects']
         log(f"{sc.name} against {truth}: precision {p['precision']:.4f} recall {p['recall']:.4f} "

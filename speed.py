@@ -384,16 +384,14 @@ def pair_child(after, product, dem, out):
     """The before half of a pair: product stacked onto the after stack's grid, two maps made
     from the stacks (NDVI under 0.3: landslide), dated by change.classify and written, as
     predict.py --before does with the networks' maps. Prints the seconds of each step."""
-    import change
-    import sentinel2
+    import change, polygons, sentinel2                  # noqa: E401
+    from rasterio.windows import Window
     a = S.Scene(after)
     grid = dict(crs=a.crs, transform=a.transform, width=a.W, height=a.H)
     t = [time.time()]
     sentinel2.stack(product, dem, out, print, 0, grid)
     t.append(time.time())
-    b = S.Scene(out)
     maps = [np.zeros((a.H, a.W), np.uint8) for _ in range(2)]
-    from rasterio.windows import Window
     for m, path in zip(maps, (after, out)):        # B4 and B8 only: the networks' stand-in
         with L.rasterio_for(path).open(path) as f:
             for r in range(0, a.H, 1024):
@@ -402,18 +400,16 @@ def pair_child(after, product, dem, out):
                     m[r:r + 1024] = (nir - red) / (nir + red) < 0.3
     maps[1][::7] = 0                                # the before-date saw less
     t.append(time.time())
-    classes, _ = change.classify(maps[0], maps[1], a, b)
+    classes, _ = change.classify(maps[0], maps[1], a, S.Scene(out))
     change.write(out[:-4] + '_landslide.tif', classes, a)
     t.append(time.time())
-    import polygons
     unseen = np.concatenate([a.unseen(r, min(r + 1024, a.H)) for r in range(0, a.H, 1024)])
     gj = out[:-4] + '_not_analysed.geojson'
     polygons.write_geojson(gj, polygons.not_analysed_polygons((unseen > 0).astype(np.uint8) * 254,
                                                               a.transform, a.crs))
     print(f'not analysed: {100 * (unseen > 0).mean():.0f} % of the after-date, as polygons '
           f'{os.path.getsize(gj) / 2 ** 20:.1f} MiB ({time.time() - t[-1]:.0f} s)')
-    print('timings', '/'.join(f'{y - x:.0f}' for x, y in zip(t, t[1:])), '(stack / maps / '
-          'classify and write)')
+    print('timings', '/'.join(f'{y - x:.0f}' for x, y in zip(t, t[1:])), '(stack/maps/classify)')
 
 
 def write_big_product(folder, size, level, clouds=0.3):

@@ -112,8 +112,9 @@ def ablation(out, seeds):
 BENCHMARKS = [('shift 1.0', dict(shift=1.0), 5, 4),   # (name, generator options, seeds, arms)
               ('shift 0.5', dict(shift=0.5), 3, 3),
               ('sensor only', dict(shift=1.0, kind='sensor'), 3, 3),
-              ('older scars', dict(shift=1.0, kind='scars'), 5, 3)]
-OPT_IN = ('older scars',)                              # added later: runs only when --only names it
+              ('older scars', dict(shift=1.0, kind='scars'), 5, 3),
+              ('shift 1.2', dict(shift=1.2), 5, 3)]   # round 0 near 55-75 in the paper's regime
+OPT_IN = ('older scars', 'shift 1.2')      # added later: run only when --only names them
 BENCH_DATA = dict(train=160, valid=0, test=60)
 BENCH_COMMON = [*ABLATION_COMMON, '--scale', '1', '--rounds', '2']
 ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--control']),

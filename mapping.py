@@ -41,6 +41,11 @@ def blend_window(overlap, size=L.SIZE):
     return np.outer(w, w).astype(np.float32)
 
 
+def quicklook_step(sc):
+    """Every how many pixels the quicklook samples a scene (at most about 1024 a side)."""
+    return max(1, math.ceil(max(sc.H, sc.W) / 1024))
+
+
 def tile_rows(sc, j, stride, pad, width, nodata):
     """The j-th band of tile rows, scene rows reflected at the edges. -> (raw float32
     [128, width, 14], no-data bool [128, width], not analysed bool [128, width]: data the cloud
@@ -104,7 +109,7 @@ def map_scene(models, c, sc, out, overlap, nodata, dev, log, log_every=5.0):
                'probability': S.Writer(paths['probability'], sc, 'probability', 'float32')}
     acc = dict(prob=torch.zeros(T, g['width']), weight=torch.zeros(T, g['width']),
                blend=torch.from_numpy(blend_window(overlap)), rgb=[], mask=[], land=0, nodata=0,
-               unseen=0, step_q=max(1, math.ceil(max(sc.H, sc.W) / 1024)))  # quicklook's step
+               unseen=0, step_q=quicklook_step(sc))
     pool, last = ThreadPoolExecutor(1), time.time()   # reads band j + 1 while j is predicted
 
     def load(j):

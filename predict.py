@@ -159,7 +159,7 @@ def compare(after, before, out, rgb, rule, log):
     classes, info = change.classify(read_output(paths[0], 'landslide'),
                                     read_output(paths[1], 'landslide'), after, before, rule)
     change.write(paths[0], classes, after)
-    q = max(1, -(-max(after.H, after.W) // 1024))       # the quicklook's step, as mapping's
+    q = mapping.quicklook_step(after)
     look = mapping.quicklook.picture(rgb, classes[::q, ::q], change.STYLES)
     write_png(os.path.join(out, f'{after.name}_quicklook.png'), look)
     log(f"{after.name}: against {before.name} ({rule}): " +
@@ -173,7 +173,7 @@ def stacked_scene(product, dem, out, name, log, buffer=0, grid=None):
     import cloudmask
     import sentinel2
     path = os.path.join(out, f'{name}.tif')
-    if os.path.exists(path) and stack_buffer(path) == buffer and on_grid(path, grid):
+    if os.path.exists(path) and stack_buffer(path) == buffer and stack_on_grid(path, grid):
         log(f'{name}: stacked earlier, reused {path}')
     else:
         log(f'{name}: stacking {product} with {dem}...')
@@ -186,7 +186,7 @@ def stacked_scene(product, dem, out, name, log, buffer=0, grid=None):
     return S.Scene(path)
 
 
-def on_grid(path, grid):
+def stack_on_grid(path, grid):
     """Whether a stack lies on grid (None: any grid will do)."""
     if grid is None:
         return True

@@ -250,8 +250,8 @@ def control_lines(out, metrics):
     ctl = run + '-control'                          # a folder beside this run's
     lines = ['', '## Against the control', '',
              "The refinement's gain counts only above the same training on source labels alone "
-             '(`--control`): on our generator the default led it where round 0 left room, on an '
-             'independent one it was level (docs/evidence.md).', '']
+             '(`--control`): on our generator the default led it where round 0 left room, on most '
+             'seeds by under 3 points; on an independent one it was level (docs/evidence.md).', '']
     path = os.path.join(os.path.dirname(os.path.abspath(out)), ctl, 'metrics.json')
     if os.path.exists(path):
         theirs = {e['round']: e['target']['f1'] for e in json.load(open(path))['rounds']}

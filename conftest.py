@@ -8,8 +8,8 @@ import h5py
 import pytest
 import torch
 
-import synthetic
 import refine
+from synthetic import landscape
 
 TINY = ['--demo', '--width', '4', '--scale', '2', '--steps', '3', '--batch-size', '4',
         '--evals', '1', '--device', 'cpu']
@@ -18,7 +18,7 @@ TINY = ['--demo', '--width', '4', '--scale', '2', '--steps', '3', '--batch-size'
 @pytest.fixture(scope='session')
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp('data')
-    synthetic.synth(str(root), train=12, valid=4, test=6, shift=1.0, seed=3)
+    landscape.synth(str(root), train=12, valid=4, test=6, shift=1.0, seed=3)
     return str(root)
 
 

@@ -7,7 +7,7 @@ Layout (one 128x128 patch per HDF5 file, paired by the number N):
     <root>/ValidData/..., <root>/TestData/...          (masks optional)
 Bands: 0-11 Sentinel-2 B1-B12, 12 slope, 13 DEM.
 
-synthetic.py writes data in this layout: python synthetic.py synth data/ --shift 1.0
+synthetic/ writes data in this layout: python -m synthetic patches data/ --shift 1.0
 """
 import json
 import os

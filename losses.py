@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 def lovasz_grad(gt_sorted, valid_sorted):
     """Gradient of the Lovász extension of the Jaccard loss with respect to sorted errors, the
-    textbook form on fully sorted rows (the per-image reference that tests and bench.py use).
+    textbook form on fully sorted rows (the per-image reference that tests and bench/speed.py use).
     gt_sorted, valid_sorted: [B, P] float, rows sorted by decreasing error, invalid pixels last.
     -> [B, P]"""
     gts = gt_sorted.sum(1, keepdim=True)

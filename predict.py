@@ -10,9 +10,9 @@ competition's mean-divided values all work.
     python predict.py --run RUN --s2 S2B_MSIL2A_...zip --dem dem.tif --out OUT  # Sentinel-2
     torchrun --nproc_per_node 4 predict.py --run RUN --scene ... --out OUT     # a share each
 
-Scenes are mapped tile by tile (mapping.py); a Sentinel-2 product and a DEM are stacked into
-one first (sentinel2.py). Each mapped scene also gets its landslides as polygons, and with
---truth its metrics against a true mask (polygons.py).
+Scenes are mapped tile by tile (mapping/tiles.py); a Sentinel-2 product and a DEM are stacked
+into one first (mapping/sentinel2.py). Each mapped scene also gets its landslides as polygons,
+and with --truth its metrics against a true mask (mapping/polygons.py).
 """
 import argparse
 import fcntl
@@ -21,14 +21,12 @@ import os
 import re
 import sys
 
-import numpy as np
 import torch
 
 import landslide as L
-import mapping
 import refine
 import rundir
-import scene as S
+from mapping import change, polygons, scene as S, sentinel2, tiles
 
 DEFAULTS = dict(overlap=L.SIZE // 4, nodata=None, device='auto', log_every=5.0, cloud_buffer=0)
 
@@ -112,11 +110,11 @@ def map_scenes(models, c, jobs, out, args, dev, rnd):
             log(f'{name}: finished earlier, skipped')
             continue
         sc = src if isinstance(src, S.Scene) else \
-            stacked_scene(src, args.dem, out, name, log, args.cloud_buffer)
+            sentinel2.stacked(src, args.dem, out, name, log, args.cloud_buffer)
         pair = None
         if before:                                  # the before-date first, on the after's grid
             pair = map_before(models, c, before, sc, out, args, dev, log)
-        info = mapping.map_scene(models, c, sc, out, args.overlap, args.nodata, dev, log,
+        info = tiles.map_scene(models, c, sc, out, args.overlap, args.nodata, dev, log,
                                  args.log_every)
         info.update(run=os.path.abspath(args.run), round=rnd, overlap=args.overlap,
                     scale=c.scale, models=c.models, nodata=args.nodata, threshold=0.5)
@@ -124,10 +122,13 @@ def map_scenes(models, c, jobs, out, args, dev, rnd):
             info['product'] = os.path.abspath(src)
         rgb = info.pop('quicklook_rgb')
         if pair:
-            info['change'] = compare(sc, pair[0], out, rgb, args.change_rule, log)
+            info['change'] = change.compare(sc, pair[0], out, rgb, args.change_rule, log)
             info['before'] = pair[1]
             pair[0].close()
-        info.update(vectorize(sc, out, args.min_area, truth, log, change=bool(pair)))
+        traced, metrics = polygons.trace_scene(sc, out, args.min_area, truth, log, bool(pair))
+        info.update(traced)
+        if metrics:
+            add_to(out, 'metrics.json', name, metrics)
         add_to(out, 'summary.json', name, info)
         km2 = ''
         if info['landslide_m2'] is not None:
@@ -140,145 +141,13 @@ def map_scenes(models, c, jobs, out, args, dev, rnd):
 def map_before(models, c, product, after, out, args, dev, log):
     """The before-date stacked onto the after-date's grid and mapped as a domain of its own.
     -> (its Scene, what summary.json records of it)"""
-    import sentinel2
     name = sentinel2.open_product(product)['name']
     grid = dict(crs=after.crs, transform=after.transform, width=after.W, height=after.H)
-    bsc = stacked_scene(product, args.dem, out, name, log, args.cloud_buffer, grid)
-    info = mapping.map_scene(models, c, bsc, out, args.overlap, args.nodata, dev, log,
+    bsc = sentinel2.stacked(product, args.dem, out, name, log, args.cloud_buffer, grid)
+    info = tiles.map_scene(models, c, bsc, out, args.overlap, args.nodata, dev, log,
                              args.log_every)
     info.pop('quicklook_rgb')
     return bsc, info | {'product': os.path.abspath(product)}
-
-
-def compare(after, before, out, rgb, rule, log):
-    """The change classes into <after>_landslide.tif (change.py) and its quicklook redrawn with
-    them. -> what summary.json records of the comparison"""
-    import change
-    from report import write_png
-    paths = [os.path.join(out, f'{s.name}_landslide.tif') for s in (after, before)]
-    classes, info = change.classify(read_output(paths[0], 'landslide'),
-                                    read_output(paths[1], 'landslide'), after, before, rule)
-    change.write(paths[0], classes, after)
-    q = mapping.quicklook_step(after)
-    look = mapping.quicklook.picture(rgb, classes[::q, ::q], change.STYLES)
-    write_png(os.path.join(out, f'{after.name}_quicklook.png'), look)
-    log(f"{after.name}: against {before.name} ({rule}): " +
-        ', '.join(f'{k} {v} pixels' for k, v in info['pixels'].items()))
-    return info
-
-
-def stacked_scene(product, dem, out, name, log, buffer=0, grid=None):
-    """The product stacked with the DEM into <out>/<name>.tif, its cloud mask beside it (a
-    finished stack is reused when its mask was made with the same buffer)."""
-    import cloudmask
-    import sentinel2
-    path = os.path.join(out, f'{name}.tif')
-    if os.path.exists(path) and stack_buffer(path) == buffer and stack_on_grid(path, grid):
-        log(f'{name}: stacked earlier, reused {path}')
-    else:
-        log(f'{name}: stacking {product} with {dem}...')
-        info = sentinel2.stack(product, dem, path, log, buffer, grid)
-        if info['mask']:
-            log(f"{name}: not analysed: {info['not_analysed']} pixels by its "
-                f"{os.path.basename(info['mask'])}"
-                f"{f' and {buffer} pixels around its clouds' if buffer else ''} "
-                f'({os.path.basename(cloudmask.sidecar(path))})')
-    return S.Scene(path)
-
-
-def stack_on_grid(path, grid):
-    """Whether a stack lies on grid (None: any grid will do)."""
-    if grid is None:
-        return True
-    with L.rasterio_for(path).open(path) as f:
-        return (f.crs, f.transform, f.width, f.height) == \
-            (grid['crs'], grid['transform'], grid['width'], grid['height'])
-
-
-def stack_buffer(path):
-    """The cloud buffer a stack's mask was made with (0 without a mask)."""
-    import cloudmask
-    side = cloudmask.sidecar(path)
-    if not os.path.exists(side):
-        return 0
-    with L.rasterio_for(side).open(side) as f:
-        return int(f.tags().get('CLOUD_BUFFER_PX', 0))
-
-
-def vectorize(sc, out, min_area, truth, log, change=False):
-    """The mapped scene's landslides as polygons (<name>_landslides.geojson; for a change map
-    each with its status, traced status by status), the not-analysed area as polygons and, with
-    a true mask, the metrics (metrics.json; of the new landslides for a change map).
-    -> what summary.json adds"""
-    try:
-        import polygons
-        L.rasterio_for(sc.path)
-    except L.DataError:
-        log(f'{sc.name}: no polygons: they need rasterio ({L.GEO_INSTALL})')
-        return {}
-    ext = {'tif': '.tif', 'h5': '.h5', 'npy': '.npy'}[sc.fmt]
-    mask = read_output(os.path.join(out, f'{sc.name}_landslide{ext}'), 'landslide')
-    statuses = {1: 'new', 2: 'before', 3: 'unseen before'} if change else {1: None}
-    new, added = None, {}                   # class 1 traced once, for both uses below
-    if sc.crs is None:
-        log(f'{sc.name}: no polygons: the scene has no CRS (a GeoTIFF has one)')
-    else:
-        prob = read_output(os.path.join(out, f'{sc.name}_probability{ext}'), 'probability')
-        feats, areas = [], {}
-        for v, status in statuses.items():     # one status's labels at a time (a full tile's
-            found = polygons.components(mask == v, sc.transform)     # are 0.5 GB each)
-            new = found if v == 1 else new
-            extra = (lambda k, s=status: {'status': s}) if status else None
-            fc, areas[status] = polygons.landslide_polygons(mask, prob, sc.transform, sc.crs,
-                                                            min_area, found, extra)
-            feats += fc['features']
-            del found
-        for i, f in enumerate(feats, 1):
-            f['properties']['id'] = i
-        gname = f'{sc.name}_landslides.geojson'
-        polygons.write_geojson(os.path.join(out, gname),
-                               {'type': 'FeatureCollection', 'features': feats})
-        added = dict(landslides=len(feats), landslides_m2=sum(a or 0 for a in areas.values()),
-                     min_area_m2=min_area, geojson=gname)
-        if change:
-            added['by_status'] = {s: dict(landslides=sum(f['properties']['status'] == s
-                                                         for f in feats), m2=areas[s])
-                                  for s in statuses.values()}
-        if (mask == 254).any():
-            uname = f'{sc.name}_not_analysed.geojson'
-            polygons.write_geojson(os.path.join(out, uname),
-                                   polygons.not_analysed_polygons(mask, sc.transform, sc.crs))
-            added['not_analysed_geojson'] = uname
-    if truth:
-        true = polygons.read_truth(truth, sc.H, sc.W)
-        m = polygons.inventory_check(mask, true, sc.transform,
-                                     new or polygons.components(mask == 1, sc.transform))
-        add_to(out, 'metrics.json', sc.name, {'truth': os.path.abspath(truth), **m})
-        p, o = m['pixels'], m['objects']
-        log(f"{sc.name} against {truth}: precision {p['precision']:.4f} recall {p['recall']:.4f} "
-            f"F1 {p['f1']:.4f} IoU {p['iou']:.4f}; landslides found {o['found']}/{o['true']}, "
-            f"false {o['false']}/{o['predicted']}" + (' (new landslides)' if change else ''))
-    return added
-
-
-def read_output(path, key):
-    """A single-band output written by mapping.map_scene: the mask uint8 [H, W], the
-    probability as float16 [H, W] (read in bands of rows: half a float32 copy's memory)"""
-    if path.endswith('.tif'):
-        from rasterio.windows import Window
-        with L.rasterio_for(path).open(path) as f:
-            if f.dtypes[0] == 'uint8':
-                return f.read(1)
-            out = np.empty((f.height, f.width), np.float16)
-            for a in range(0, f.height, 1024):
-                n = min(1024, f.height - a)
-                out[a:a + n] = f.read(1, window=Window(0, a, f.width, n))
-            return out
-    if path.endswith('.npy'):
-        return np.load(path)
-    import h5py
-    with h5py.File(path, 'r') as f:
-        return f[key][()]
 
 
 def read_json(out, name):
@@ -322,7 +191,6 @@ def scene_jobs(args):
     """Open every --scene and find every --s2 product's bands before any work, so that a bad
     input stops the run at once. -> [(name, Scene or product path, true mask or None, the
     before-date product or None)]"""
-    import sentinel2
     if args.before and (args.scene or len(args.s2 or []) != 1):
         raise L.DataError(f'{args.before}: --before compares two products: give one --s2 (the '
                           f'after-date) and no --scene')
@@ -367,7 +235,7 @@ def parse_args(argv):
                     'ground sensed before the event; the map then says which landslides are new')
     ap.add_argument('--change-rule', default='pixels',
                     choices=['pixels', 'objects', 'pixels+ndvi', 'objects+ndvi'],
-                    help='with --before: how a landslide is dated (change.py) '
+                    help='with --before: how a landslide is dated (mapping/change.py) '
                     '[default: pixels]')
     ap.add_argument('--truth', nargs='+',
                     help="true masks on the scenes' grids, one per scene: metrics.json")

@@ -7,7 +7,7 @@ the errors are one-sided (missed landslides) and each round trained on them miss
 Class-balanced selection keeps the same top share of each class instead; grown labels spread
 each of its landslide labels over the predicted landslide it lies in; the default, 'guarded',
 grows them up to the source labels' landslide share and takes the class-balanced ones in a round
-that would exceed it. docs/evidence.md compares the rules; `python bench.py refinement`
+that would exceed it. docs/evidence.md compares the rules; `python -m bench.refinement`
 measures them.
 
 Every function takes the ensemble's probability on the target, prob [N, H, W] float in [0, 1],

@@ -13,7 +13,6 @@ import torch
 
 import distributed as dist_
 import landslide as L
-import synthetic
 from models import build_model
 
 # flags that may change between runs in one --out without changing what is computed
@@ -48,10 +47,10 @@ def load_model(path, dev):
     return model.to(dev, memory_format=torch.channels_last).eval(), ck['holdout_f1']
 
 
-def prepare(c, demo_data):
+def prepare(c, make_demo_data=None):
     """Check the data and the run folder, compute (or reuse) band statistics, then load. With
-    c.demo, first write a synthetic dataset (synthetic.synth(**demo_data)). Under torchrun every
-    process does the same, and rank 0 alone writes. -> (D, info)"""
+    c.demo and no dataset at --data, first make_demo_data(folder, seed) writes one. Under
+    torchrun every process does the same, and rank 0 alone writes. -> (D, info)"""
     rank, world, dev = dist_.setup(c.device)
     if c.batch_size % world:
         raise L.DataError(f'--batch-size {c.batch_size} is the global batch: it must divide '
@@ -60,9 +59,9 @@ def prepare(c, demo_data):
         c.out = os.path.join('runs', 'demo' if c.demo else time.strftime('%Y%m%d-%H%M%S'))
     if c.demo:
         c.data = c.data or os.path.join(c.out, 'data')
-        if not os.path.isdir(c.data) and rank == 0:
+        if not os.path.isdir(c.data) and rank == 0 and make_demo_data:
             print(f'writing a synthetic dataset to {c.data}')
-            synthetic.synth(c.data, **demo_data, seed=c.seed)
+            make_demo_data(c.data, c.seed)
         dist_.barrier()
     if not os.path.isdir(c.data):
         raise L.DataError(f'{c.data}: --data folder not found')

@@ -13,12 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import landscape
 import landslide as L
-import synthetic
 from losses import lovasz_grad, lovasz_hinge, ohem_bce, segmentation_loss
 from models import MODELS, build_model
 from report import png_bytes
+from synthetic import landscape
 
 
 # ----------------------------------------------------------------------------- Lovász hinge
@@ -170,9 +169,9 @@ def test_losses_finite_on_all_background_and_all_ignored():
 # ----------------------------------------------------------------------------- data
 
 def test_synth_layout_and_determinism(tmp_path):
-    synthetic.synth(str(tmp_path / 'a'), train=3, valid=0, test=2, seed=5, target_masks=False)
-    synthetic.synth(str(tmp_path / 'b'), train=3, valid=0, test=2, seed=5, target_masks=False)
-    synthetic.synth(str(tmp_path / 'c'), train=3, valid=0, test=2, seed=6, target_masks=False)
+    landscape.synth(str(tmp_path / 'a'), train=3, valid=0, test=2, seed=5, target_masks=False)
+    landscape.synth(str(tmp_path / 'b'), train=3, valid=0, test=2, seed=5, target_masks=False)
+    landscape.synth(str(tmp_path / 'c'), train=3, valid=0, test=2, seed=6, target_masks=False)
     ids, imgs, masks = L.list_split(str(tmp_path / 'a'), 'train')
     assert ids == [1, 2, 3] and masks is not None
     with h5py.File(imgs[0]) as f:
@@ -206,9 +205,9 @@ def target_split(path):
 
 
 def test_sensor_only_shift_changes_the_spectra_and_nothing_else(tmp_path):
-    synthetic.synth(str(tmp_path / 'all'), train=2, valid=0, test=3, seed=1)
-    synthetic.synth(str(tmp_path / 'sensor'), train=2, valid=0, test=3, seed=1, kind='sensor')
-    synthetic.synth(str(tmp_path / 'none'), train=2, valid=0, test=3, seed=1, shift=0.0)
+    landscape.synth(str(tmp_path / 'all'), train=2, valid=0, test=3, seed=1)
+    landscape.synth(str(tmp_path / 'sensor'), train=2, valid=0, test=3, seed=1, kind='sensor')
+    landscape.synth(str(tmp_path / 'none'), train=2, valid=0, test=3, seed=1, shift=0.0)
     (xa, ma), (xs, ms), (x0, m0) = (target_split(tmp_path / d) for d in ('all', 'sensor', 'none'))
     assert np.array_equal(xs[..., 12:], x0[..., 12:]) and np.array_equal(ms, m0)   # terrain, scars alike
     assert np.abs(xs[..., :12] - x0[..., :12]).mean() > 0.01                       # the sensor differs
@@ -216,8 +215,8 @@ def test_sensor_only_shift_changes_the_spectra_and_nothing_else(tmp_path):
 
 
 def test_scars_shift_ages_the_landslides_and_changes_nothing_else(tmp_path):
-    synthetic.synth(str(tmp_path / 'scars'), train=1, valid=0, test=4, seed=2, kind='scars')
-    synthetic.synth(str(tmp_path / 'none'), train=1, valid=0, test=4, seed=2, shift=0.0)
+    landscape.synth(str(tmp_path / 'scars'), train=1, valid=0, test=4, seed=2, kind='scars')
+    landscape.synth(str(tmp_path / 'none'), train=1, valid=0, test=4, seed=2, shift=0.0)
     (xs, ms), (x0, m0) = target_split(tmp_path / 'scars'), target_split(tmp_path / 'none')
     ms, m0 = ms.astype(bool), m0.astype(bool)
     assert np.array_equal(ms, m0) and ms.sum() > 100                # the same landslides, where they were
@@ -236,9 +235,9 @@ def test_scars_shift_ages_the_landslides_and_changes_nothing_else(tmp_path):
 
 
 def test_cover_maps_come_from_the_same_draws_as_the_written_patches(tmp_path):
-    synthetic.synth(str(tmp_path), train=2, valid=0, test=4, seed=3)
+    landscape.synth(str(tmp_path), train=2, valid=0, test=4, seed=3)
     _, ip, mp = L.list_split(str(tmp_path), 'test')
-    drawn = list(synthetic.split_patches('test', 4, 1.0, 3, cover=True))
+    drawn = list(landscape.split_patches('test', 4, 1.0, 3, cover=True))
     for (img, mask, cover), i, m in zip(drawn, ip, mp):
         assert np.array_equal(img, L.read_image(i)) and np.array_equal(mask, L.read_mask(m))
         assert np.array_equal(cover == landscape.COVER.index('landslide'), mask == 1)

@@ -1,4 +1,4 @@
-"""Tests of predict.py and scene.py: new patches, whole scenes (tiling, blending, GeoTIFF,
+"""Tests of predict.py and mapping/scene.py: new patches, whole scenes (tiling, blending, GeoTIFF,
 no-data), bad input, killed runs and shares of a torchrun.
 
     python -m pytest -q test_predict.py
@@ -14,13 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-import landscape
 import landslide as L
-import synthetic
-import mapping
 import predict
 import refine
-import scene as S
+from mapping import scene as S, tiles as T
+from synthetic import landscape, product
 
 try:
     import rasterio
@@ -121,7 +119,7 @@ def test_adabn_tiles_span_the_scene_and_mask_what_has_no_data():
         if j % 2 == 0:
             nd[5, 96 + 50] = True
         return None, nd, np.zeros_like(nd), torch.full((3, 14, 128, 128), float(j)), [0, 1, 2]
-    batches = iter(mapping.adabn_tiles(load, 20, 96, at_least=20))
+    batches = iter(T.adabn_tiles(load, 20, 96, at_least=20))
     for j in [0, 3, 5, 8, 11, 14, 16, 19]:          # first, last, evenly between
         b = next(batches)
         assert (b[:, 0, 0, 0] == j).all() and len(b) == (2 if j % 2 == 0 else 3)
@@ -129,7 +127,7 @@ def test_adabn_tiles_span_the_scene_and_mask_what_has_no_data():
             tiles, valid = next(batches)
             assert len(tiles) == 1 and not valid[0, 5, 50] and valid.sum() == 128 * 128 - 1
     assert next(batches, None) is None and len(seen) == 8
-    assert list(mapping.adabn_tiles(lambda j: (None, np.ones((128, 320), bool), np.zeros((128, 320), bool),
+    assert list(T.adabn_tiles(lambda j: (None, np.ones((128, 320), bool), np.zeros((128, 320), bool),
                                                torch.zeros(3, 14, 128, 128), [0, 1, 2]), 4, 96)) == []  # all no-data
 
 
@@ -142,14 +140,14 @@ def test_adabn_tiles_prefer_clear_ones_take_partly_cloudy_ones_masked_and_look_f
         un = np.ones_like(nd) if j not in (6, 12) else np.zeros_like(nd)
         un[:, 0] = True                             # ... but for a cloud over tile 0's first column
         return None, nd, un, torch.full((3, 14, 128, 128), float(j)), [0, 1, 2]
-    batches = list(mapping.adabn_tiles(load, 20, 96, at_least=6))
+    batches = list(T.adabn_tiles(load, 20, 96, at_least=6))
     assert [int((b[0] if isinstance(b, tuple) else b)[0, 0, 0, 0]) for b in batches] == [6, 6, 12, 12]
     clear, part = batches[0], batches[1]            # beyond the 8 evenly spaced rows, clear first
     assert not isinstance(clear, tuple) and len(clear) == 2       # tiles 1 and 2
     tiles, valid = part                             # tile 0, its cloudy column marked
     assert len(tiles) == 1 and not valid[0, :, 0].any() and valid[0, :, 1:].all()
     assert len(seen) > 8 and seen[-1] == 12         # it stopped once it had at least 6
-    full = list(mapping.adabn_tiles(load, 20, 96, at_least=4, per_row=2))
+    full = list(T.adabn_tiles(load, 20, 96, at_least=4, per_row=2))
     assert full and all(not isinstance(b, tuple) for b in full)   # a row filled by clear tiles
 
 
@@ -188,7 +186,7 @@ def test_all_nodata_scene_is_all_255_with_a_warning(trained, tmp_path, capsys):
 
 
 def test_hdf5_scene_in_hdf5_out(trained, tmp_path):
-    synthetic.synth_scene(str(tmp_path / 's'), 160, seed=1)
+    product.synth_scene(str(tmp_path / 's'), 160, seed=1)
     assert run('--run', trained, '--scene', tmp_path / 's' / 'scene.h5', '--out', tmp_path / 'o') == 0
     mask, prob = outputs(tmp_path / 'o', 'scene', '.h5')
     assert mask.shape == prob.shape == (160, 160) and set(np.unique(mask)) <= {0, 1}
@@ -197,7 +195,7 @@ def test_hdf5_scene_in_hdf5_out(trained, tmp_path):
 
 @needs_rasterio
 def test_geotiff_in_geotiff_out_keeps_crs_and_transform(trained, tmp_path):
-    synthetic.synth_scene(str(tmp_path / 's'), 200, seed=2)
+    product.synth_scene(str(tmp_path / 's'), 200, seed=2)
     assert run('--run', trained, '--scene', tmp_path / 's' / 'scene.tif', '--out', tmp_path / 'o') == 0
     with rasterio.open(tmp_path / 's' / 'scene.tif') as src:
         for kind, dtype in (('landslide', 'uint8'), ('probability', 'float32')):
@@ -266,7 +264,8 @@ def test_geotiff_without_rasterio_says_how_to_install(trained, tmp_path, capsys,
 
 KILL_ON_SECOND = r'''
 import os, signal, sys
-import predict, scene as S
+import predict
+from mapping import scene as S
 seen = []
 write = S.Writer.write
 def killing_write(self, a, block):
@@ -313,8 +312,8 @@ def test_each_process_of_a_torchrun_takes_its_share(trained, scenes, tmp_path, m
 
 
 def test_synthetic_scene_is_coherent_and_deterministic(tmp_path):
-    a = synthetic.synth_scene(str(tmp_path / 'a'), 256, seed=4)
-    synthetic.synth_scene(str(tmp_path / 'b'), 256, seed=4)
+    a = product.synth_scene(str(tmp_path / 'a'), 256, seed=4)
+    product.synth_scene(str(tmp_path / 'b'), 256, seed=4)
     with h5py.File(a[0]) as f, h5py.File(tmp_path / 'b' / 'scene.h5') as g:
         assert f['img'].shape == (256, 256, 14) and np.array_equal(f['img'][()], g['img'][()])
         mask, slope = f['mask'][()], f['img'][:, :, 12]

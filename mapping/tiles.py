@@ -17,9 +17,8 @@ import numpy as np
 import torch
 
 import landslide as L
-import quicklook
 import refine
-import scene as S
+from mapping import quicklook, scene as S
 from report import write_png
 
 NOT_ANALYSED = 254                    # the landslide map's value where it could not see

@@ -3,7 +3,7 @@ before baseline 04.00), the buffer, 254 and NaN where the map could not see, sta
 AdaBN over analysed pixels only, polygons at a cloud's edge, bad and missing masks, and the
 generator's sky and native resolutions.
 
-    python -m pytest -q test_clouds.py
+    python -m pytest -q mapping/test_clouds.py
 """
 import ctypes
 import glob
@@ -15,14 +15,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-import cloudmask
-import landscape
-import mapping
 import predict
-import scene as S
-import sentinel2
-import sky
-import synthetic_s2
+from mapping import __main__ as cli, clouds, quicklook, scene as S, sentinel2, tiles
+from synthetic import landscape, product, sky
 
 rasterio = pytest.importorskip('rasterio', reason='rasterio not installed (requirements-geo.txt)')
 
@@ -34,7 +29,7 @@ def cloudy(tmp_path_factory):
     d = tmp_path_factory.mktemp('cloudy')
     out = {}
     for k, lvl, b in (('l2a', 'L2A', '04.00'), ('l1c', 'L1C', '04.00'), ('gml', 'L1C', '02.09')):
-        p = synthetic_s2.synth_product(str(d / k), 192, seed=4, level=lvl, baseline=b, clouds=0.3)
+        p = product.synth_product(str(d / k), 192, seed=4, level=lvl, baseline=b, clouds=0.3)
         p['stack'] = str(d / k / 'stack.tif')
         sentinel2.stack(p['product'], p['dem'], p['stack'])
         out[k] = p
@@ -55,9 +50,9 @@ def test_scl_is_put_onto_the_grid_by_nearest_neighbour_and_its_classes_kept(clou
     scl = read(granule_file(p['product'], 'IMG_DATA/R20m/*_SCL_20m.jp2'))
     on_grid = np.repeat(np.repeat(scl, 2, 0), 2, 1)                 # 20 m -> 10 m, nearest
     ours = np.zeros_like(on_grid)
-    for s, c in cloudmask.FROM_SCL.items():
+    for s, c in clouds.FROM_SCL.items():
         ours[on_grid == s] = c
-    side = read(cloudmask.sidecar(p['stack']))
+    side = read(clouds.sidecar(p['stack']))
     data = side != 255
     assert data.mean() > 0.9 and np.array_equal(side[data], ours[data])
     assert (side == 1).any() and (side == 2).any() and (side == 3).any()
@@ -70,7 +65,7 @@ def test_scl_is_put_onto_the_grid_by_nearest_neighbour_and_its_classes_kept(clou
 
 
 def test_l1c_masks_classi_and_the_older_gml_give_the_same_grid(cloudy):
-    classi, gml = (read(cloudmask.sidecar(cloudy[k]['stack'])) for k in ('l1c', 'gml'))
+    classi, gml = (read(clouds.sidecar(cloudy[k]['stack'])) for k in ('l1c', 'gml'))
     assert np.array_equal(classi, gml)                   # polygons of the 60 m mask, rasterized
     assert set(np.unique(classi)) <= {0, 1, 2, 255} and (classi == 1).mean() > 0.1   # no shadows
     m = sentinel2.open_product(cloudy['gml']['product'])['mask']
@@ -81,15 +76,15 @@ def test_buffer_marks_the_pixels_near_a_cloud_and_no_others(cloudy, tmp_path):
     p = cloudy['l2a']
     out = str(tmp_path / 'b.tif')
     sentinel2.stack(p['product'], p['dem'], out, buffer=2)
-    plain, near = read(cloudmask.sidecar(p['stack'])), read(cloudmask.sidecar(out))
-    src = np.isin(plain, cloudmask.BUFFERED)
+    plain, near = read(clouds.sidecar(p['stack'])), read(clouds.sidecar(out))
+    src = np.isin(plain, clouds.BUFFERED)
     grown = src.copy()
     for dy in range(-2, 3):
         for dx in range(-2, 3):
             grown |= np.roll(np.roll(np.pad(src, 2), dy, 0), dx, 1)[2:-2, 2:-2]
     expect = np.where(grown & (plain == 0), 6, plain)
     assert np.array_equal(near, expect) and (near == 6).sum() > 100
-    assert predict.stack_buffer(out) == 2 and predict.stack_buffer(p['stack']) == 0
+    assert sentinel2.stack_buffer(out) == 2 and sentinel2.stack_buffer(p['stack']) == 0
 
 
 def category_names(path):
@@ -138,7 +133,7 @@ def test_cloudy_product_maps_254_and_nan_where_not_analysed(cloudy, trained, tmp
     info = json.load(open(out / 'summary.json'))[name]
     assert info['not_analysed_pixels'] == hidden.sum()
     assert info['analysed_share'] == pytest.approx((side == 0).sum() / (side != 255).sum(), abs=1e-4)
-    assert set(info['not_analysed_by_class']) <= set(cloudmask.CLASSES.values())
+    assert set(info['not_analysed_by_class']) <= set(clouds.CLASSES.values())
     holes = json.load(open(out / info['not_analysed_geojson']))
     assert len(holes['features']) > 0
     m = json.load(open(out / 'metrics.json'))[name]
@@ -149,7 +144,7 @@ def test_statistics_and_adabn_see_only_what_was_analysed(cloudy, trained, tmp_pa
     """Whatever lies under the clouds, the analysed pixels map the same: the scene's statistics,
     AdaBN's tiles and the networks' inputs all leave the not-analysed pixels out."""
     p = cloudy['l2a']
-    side = read(cloudmask.sidecar(p['stack']))
+    side = read(clouds.sidecar(p['stack']))
     with rasterio.open(p['stack']) as f:
         x, prof = f.read(), f.profile
     stats = S.scene_stats(S.Scene(p['stack']))
@@ -162,7 +157,7 @@ def test_statistics_and_adabn_see_only_what_was_analysed(cloudy, trained, tmp_pa
         (tmp_path / k).mkdir()
         with rasterio.open(tmp_path / k / 'stack.tif', 'w', **prof) as f:
             f.write(img)
-        shutil.copy(cloudmask.sidecar(p['stack']), tmp_path / k / 'stack_clouds.tif')
+        shutil.copy(clouds.sidecar(p['stack']), tmp_path / k / 'stack_clouds.tif')
         assert predict.main(['--run', trained, '--scene', str(tmp_path / k / 'stack.tif'),
                              '--out', str(tmp_path / k / 'maps')]) == 0
     a, b = (read(tmp_path / k / 'maps' / 'stack_probability.tif') for k in ('same', 'wild'))
@@ -172,8 +167,8 @@ def test_statistics_and_adabn_see_only_what_was_analysed(cloudy, trained, tmp_pa
 def test_almost_nothing_analysed_is_all_254_with_a_warning(cloudy, trained, tmp_path, capsys):
     p = cloudy['l2a']
     shutil.copy(p['stack'], tmp_path / 'stack.tif')
-    side = read(cloudmask.sidecar(p['stack']))
-    with rasterio.open(cloudmask.sidecar(p['stack'])) as f:
+    side = read(clouds.sidecar(p['stack']))
+    with rasterio.open(clouds.sidecar(p['stack'])) as f:
         prof = f.profile
     side[side == 0] = 1
     side[100, 100] = 0                                   # one pixel clear
@@ -207,7 +202,7 @@ def test_unreadable_mask_is_bad_input_nothing_written(case, cloudy, tmp_path, ca
     out = tmp_path / 'out'
     out.mkdir()
     dem = cloudy['l2a']['dem']
-    assert S.main(['stack', prod, '--dem', dem, '--out', str(out / 'scene.tif')]) == 2
+    assert cli.main(['stack', prod, '--dem', dem, '--out', str(out / 'scene.tif')]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith('error: ') and culprit in err, err
     assert os.listdir(out) == []
@@ -280,9 +275,9 @@ def test_quicklook_shows_land_hatches_what_was_not_seen_and_has_a_legend():
     raw[:, 32:] = 0.9                                     # a bright cloud over half the scene
     raw[5:10, 5:10] = 0.2
     classes = np.zeros((64, 64), np.uint8)
-    classes[:, 32:] = mapping.NOT_ANALYSED
+    classes[:, 32:] = tiles.NOT_ANALYSED
     classes[5:10, 5:10] = 1
-    img = mapping.quicklook.picture(raw, classes, mapping.STYLES)
+    img = quicklook.picture(raw, classes, tiles.STYLES)
     assert img.shape[0] > 64 and (img[64:] == 255).mean() > 0.5           # a legend band below
     land = img[20:60, 10:30].astype(int)
     assert 60 < land.mean() < 200                          # stretched over the land, not the cloud

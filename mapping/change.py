@@ -1,5 +1,5 @@
 """Which landslides are new: a before and an after date, each mapped on its own as a domain of its
-own (its own statistics and AdaBN over what it could see, mapping.py), then compared. It takes
+own (its own statistics and AdaBN over what it could see, tiles.py), then compared. It takes
 the two dates' maps and stacks on one grid and gives classes; predict.py --before calls it:
 
     python predict.py --run RUN --s2 AFTER --before BEFORE --dem DEM.tif --out OUT
@@ -19,10 +19,12 @@ finding, the comparison the dating. The rule (--change-rule):
   slopes), and it cannot reject a field cleared between the dates, which lost vegetation too.
 docs/mapping.md has what each rule measured on synthetic events.
 """
+import os
+
 import numpy as np
 
-import polygons
-import scene as S
+from mapping import polygons, quicklook, scene as S, tiles
+from report import write_png
 
 RULES = ('pixels', 'objects', 'pixels+ndvi', 'objects+ndvi')
 NEW, BEFORE, UNSEEN = 1, 2, 3
@@ -131,3 +133,18 @@ def write(path, classes, sc):
     except BaseException:
         w.abort()
         raise
+
+
+def compare(after, before, out, rgb, rule, log):
+    """The change classes into <after>_landslide.tif  and its quicklook redrawn with
+    them. -> what summary.json records of the comparison"""
+    paths = [os.path.join(out, f'{s.name}_landslide.tif') for s in (after, before)]
+    classes, info = classify(S.read_output(paths[0], 'landslide'),
+                                    S.read_output(paths[1], 'landslide'), after, before, rule)
+    write(paths[0], classes, after)
+    q = tiles.quicklook_step(after)
+    look = quicklook.picture(rgb, classes[::q, ::q], STYLES)
+    write_png(os.path.join(out, f'{after.name}_quicklook.png'), look)
+    log(f"{after.name}: against {before.name} ({rule}): " +
+        ', '.join(f'{k} {v} pixels' for k, v in info['pixels'].items()))
+    return info

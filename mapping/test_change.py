@@ -2,7 +2,7 @@
 event's truth, predict.py --before end to end (a cloudy before-date on another tile, warped
 onto the after grid; statuses in the polygons and the summary) and its bad input.
 
-    python -m pytest -q test_change.py
+    python -m pytest -q mapping/test_change.py
 """
 import glob
 import json
@@ -12,12 +12,11 @@ import types
 import numpy as np
 import pytest
 
-import change
 import predict
-import scene as S
+from mapping import change, polygons, scene as S
 
 rasterio = pytest.importorskip('rasterio', reason='rasterio not installed (requirements-geo.txt)')
-import synthetic_event  # noqa: E402  (needs rasterio)
+from synthetic import event as ev  # noqa: E402  (needs rasterio)
 
 VEG, BARE = (0.05, 0.40), (0.20, 0.25)         # (red, NIR): NDVI 0.78 and 0.11
 
@@ -88,14 +87,14 @@ def test_vegetation_loss_is_measured_beyond_the_scenes_own_change(pair):
 
 
 def test_synthetic_event_truth_is_what_the_two_dates_show(tmp_path):
-    p = synthetic_event.synth_event(str(tmp_path / 'ev'), 192, seed=1)
-    truth = predict.read_output(p['truth'], 'mask')
+    p = ev.synth_event(str(tmp_path / 'ev'), 192, seed=1)
+    truth = S.read_output(p['truth'], 'mask')
     scenes = {k: S.Scene(os.path.join(tmp_path, 'ev', k, 'scene.tif')) for k in ('after', 'before')}
     loss = change.ndvi_loss(scenes['after'], scenes['before'], 0, 192)
     med = np.nanmedian(loss[truth == 0])
     for k, (lo, hi) in {1: (0.1, 1), 2: (-0.1, 0.1), 3: (0.1, 1)}.items():
-        assert (truth == k).sum() > 30, synthetic_event.TRUTH[k]
-        assert lo < np.nanmedian(loss[truth == k]) - med < hi, synthetic_event.TRUTH[k]
+        assert (truth == k).sum() > 30, ev.TRUTH[k]
+        assert lo < np.nanmedian(loss[truth == k]) - med < hi, ev.TRUTH[k]
     with rasterio.open(os.path.join(tmp_path, 'ev', 'after', 'scene.tif')) as f:
         assert f.count == 14
 
@@ -104,7 +103,7 @@ def test_synthetic_event_truth_is_what_the_two_dates_show(tmp_path):
 def event(tmp_path_factory):
     """A cloudy L1C event whose before-date lies on a tile of the next UTM zone."""
     d = tmp_path_factory.mktemp('event')
-    p = synthetic_event.synth_event(str(d / 'ev'), 192, seed=2, level='L1C', clouds=0.3,
+    p = ev.synth_event(str(d / 'ev'), 192, seed=2, level='L1C', clouds=0.3,
                                     before_tile=True)
     return p
 
@@ -124,8 +123,8 @@ def test_before_on_another_tile_is_warped_and_its_clouds_are_unseen_before(event
         assert getattr(stacks['after'], k) == getattr(stacks['before'], k), k
     name = os.path.splitext(os.path.basename(info['scene']))[0]
     bname = os.path.splitext(os.path.basename(info['before']['scene']))[0]
-    classes = predict.read_output(str(out / f'{name}_landslide.tif'), 'landslide')
-    before_map = predict.read_output(str(out / f'{bname}_landslide.tif'), 'landslide')
+    classes = S.read_output(str(out / f'{name}_landslide.tif'), 'landslide')
+    before_map = S.read_output(str(out / f'{bname}_landslide.tif'), 'landslide')
     assert set(np.unique(classes)) <= {0, 1, 2, 3, 254, 255}
     with rasterio.open(out / f'{name}_landslide.tif') as f:
         assert f.colormap(1)[1][:3] == change.CLASSES[1][1][:3]
@@ -165,7 +164,7 @@ def test_each_polygon_carries_the_status_of_its_pixels(event, tmp_path):
     w = S.Writer(str(out / f'{sc.name}_probability.tif'), sc, 'probability', dtype='float32')
     w.write(0, np.where(classes > 0, 0.9, 0.1).astype(np.float32))
     w.commit()
-    info = predict.vectorize(sc, str(out), 0.0, None, print, change=True)
+    info, _ = polygons.trace_scene(sc, str(out), 0.0, None, print, change=True)
     feats = json.load(open(out / info['geojson']))['features']
     assert {s: v['landslides'] for s, v in info['by_status'].items()} == \
         {'new': 2, 'before': 2, 'unseen before': 1}
@@ -188,7 +187,7 @@ def test_bad_pair_is_one_line_exit_2_nothing_written(case, event, trained, tmp_p
     if case == 'sensed after':
         after, before = before, after
     else:
-        far = synthetic_event.synth_event(str(tmp_path / 'far'), 192, seed=3,
+        far = ev.synth_event(str(tmp_path / 'far'), 192, seed=3,
                                           origin=(700000.0, 3400000.0))
         before = far['before']
     out = tmp_path / 'maps'

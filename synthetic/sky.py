@@ -3,13 +3,13 @@ shadows on the ground, thin cirrus (raising B10, the cirrus band), drawn at 10 m
 product's processor would make of them, as coarse and as imperfect as ESA's: the scene
 classification (SCL) and cloud probability at 20 m and 60 m, the MSK_CLASSI bands at 60 m, each
 flagging a cloud only above a probability, so a cloud's faintest edge goes unflagged, as on real
-products. synthetic_s2.py writes them into a product:
+products. product.py writes them into a product:
 
-    python synthetic.py synth-product runs/cloudy --level L2A --clouds 0.3
+    python -m synthetic product runs/cloudy --level L2A --clouds 0.3
 """
 import numpy as np
 
-import landscape
+from synthetic import landscape
 
 # reflectance of an opaque cumulus, B1..B12: white in every visible band, darker in the SWIR,
 # little in B10 (1375 nm: water vapour absorbs above low clouds' tops)

@@ -3,8 +3,8 @@ CPU, training throughput the project's way and the plain way (eager and compiled
 of the card's bf16 peak, the paper's recipe projected from the rates, the Lovász hinge, and a
 profile of a U-Net step. docs/speed.md holds the figures of each lease.
 
-    python gpucheck.py [--json docs/gpu/DATE.json]      # on a CUDA machine, under 8 minutes
-    python gpucheck.py --dry                            # every part on the CPU at toy sizes
+    python -m bench.gpu [--json docs/gpu/DATE.json]     # on a CUDA machine, under 8 minutes
+    python -m bench.gpu --dry                           # every part on the CPU at toy sizes
 """
 import argparse
 import json
@@ -21,10 +21,10 @@ import torch
 
 import landslide as L
 import refine
-import synthetic
+from bench.speed import BF16_PEAK, conv_flops, lovasz_timing, median_time, sync, train_step_fn
 from losses import lovasz_hinge, ohem_bce
 from models import MODELS, build_model
-from speed import BF16_PEAK, conv_flops, lovasz_timing, median_time, sync, train_step_fn
+from synthetic import landscape
 
 
 # ----------------------------------------------------------------------------- GPU check
@@ -87,7 +87,7 @@ def gpu(args):
     on the CPU at toy sizes. Prints a table last. -> [(check, result)]"""
     dry = args.dry
     if not dry and not torch.cuda.is_available():
-        raise SystemExit('error: gpucheck.py needs a CUDA device '
+        raise SystemExit('error: bench/gpu.py needs a CUDA device '
                          '(--dry runs every part on the CPU)')
     dev = torch.device('cpu' if dry else 'cuda')
     size = dict(width=4, scale=1, bs=4, reps=2) if dry else \
@@ -101,7 +101,7 @@ def gpu(args):
     print(f'device: {name}; torch {torch.__version__}; {time.strftime("%Y-%m-%d")}')
     tmp = tempfile.mkdtemp(prefix='landslide-gpu-')
     correctness(dev, dry, tmp, row)
-    synthetic.synth(os.path.join(tmp, 'data'), train=64, valid=0, test=0, seed=0)
+    landscape.synth(os.path.join(tmp, 'data'), train=64, valid=0, test=0, seed=0)
     _, paths, mpaths = L.list_split(os.path.join(tmp, 'data'), 'train')
     data = (paths, mpaths, L.band_stats(paths))
     peak = next((v for k, v in BF16_PEAK.items() if k in name), None)

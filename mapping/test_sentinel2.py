@@ -1,7 +1,7 @@
 """Tests of sentinel2.py (stacking a product and a DEM), polygons.py and predict.py --s2: both
 layouts, offsets, a no-data corner, a DEM in EPSG:4326, bad inputs, polygons, --truth, --out.
 
-    python -m pytest -q test_sentinel2.py
+    python -m pytest -q mapping/test_sentinel2.py
 """
 import json
 import os
@@ -12,11 +12,9 @@ import numpy as np
 import pytest
 
 import landslide as L
-import polygons
 import predict
-import scene as S
-import sentinel2
-import synthetic_s2
+from mapping import __main__ as cli, polygons, scene as S, sentinel2
+from synthetic import product
 
 rasterio = pytest.importorskip('rasterio', reason='rasterio not installed (requirements-geo.txt)')
 
@@ -26,7 +24,7 @@ def products(tmp_path_factory):
     """One synthetic scene as an L2A product (baseline 04.00, offset -1000), an L1C product
     zipped, and an L2A of baseline 02.12 (no offset), each with its DEM and truth."""
     d = tmp_path_factory.mktemp('products')
-    return {k: synthetic_s2.synth_product(str(d / k), 192, seed=1, level=lvl, baseline=b, zip_=z)
+    return {k: product.synth_product(str(d / k), 192, seed=1, level=lvl, baseline=b, zip_=z)
             for k, lvl, b, z in (('l2a', 'L2A', '04.00', False), ('l1c', 'L1C', '04.00', True),
                                  ('old', 'L2A', '02.12', False))}
 
@@ -153,7 +151,7 @@ def test_bad_product_one_line_exit_2_nothing_written(case, products, tmp_path, c
     prod, dem, culprit = bad_product(products, tmp_path, case)
     out = tmp_path / 'out'
     out.mkdir()
-    assert S.main(['stack', prod, '--dem', dem, '--out', str(out / 'scene.tif')]) == 2
+    assert cli.main(['stack', prod, '--dem', dem, '--out', str(out / 'scene.tif')]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith('error: ') and culprit in err, err
     assert os.listdir(out) == []
@@ -259,7 +257,7 @@ def test_out_inside_a_product_or_the_run_refused(products, demo_run, capsys):
 def test_scene_stack_command_reuses_nothing_and_writes_atomically(products, tmp_path):
     p = products['old']
     out = tmp_path / 'scene.tif'
-    assert S.main(['stack', p['product'], '--dem', p['dem'], '--out', str(out)]) == 0
+    assert cli.main(['stack', p['product'], '--dem', p['dem'], '--out', str(out)]) == 0
     assert [f for f in os.listdir(tmp_path) if f.endswith('.tmp')] == []
     sc = S.Scene(str(out))
     assert (sc.H, sc.W) == (192, 192) and sc.rows(100, 101).shape == (1, 192, L.BANDS)

@@ -5,15 +5,16 @@ granule's MTD_TL.xml with its Pixel_Level_QI masks), the scene classification an
 (L2A: SCL and MSK_CLDPRB at 20 m and 60 m; since baseline 04.00 MSK_CLASSI_B00 at 60 m in both
 levels, before it MSK_CLOUDS_B00.gml), a DEM in EPSG:4326 at about 30 m and the truth.
 
-    python synthetic.py synth-product products/ --level L2A --size 768 [--zip] [--clouds 0.3]
+    python -m synthetic product products/ --level L2A --size 768 [--zip] [--clouds 0.3]
 """
 import os
 
 import numpy as np
 
-import landscape
-import scene as S
-import sky
+import h5py
+
+import landslide as L
+from synthetic import landscape, sky
 
 # where each band lies in a product, and at what resolution: L2A keeps the finest copy of each
 # band beside coarser ones (as ESA's products do) and has no B10; L1C has every band once
@@ -64,7 +65,7 @@ def write_product(out, img, sk, cover, nodata, level, baseline, when, crs, origi
     if mask is not None:
         stacked = np.concatenate([landscape.sensor_resolution(refl), img[..., 12:]], -1)
         stacked = np.where(nodata[..., None], np.nan, stacked).astype(np.float32)
-        paths['scene'] = S.write_scene(out, stacked, mask, crs, origin)[0]
+        paths['scene'] = write_scene(out, stacked, mask, crs, origin)[0]
     name = f"S2B_MSI{level}_{when}_N{baseline.replace('.', '')}_R019_{tile}_{when}"
     granule = f'GRANULE/{level}_{tile}_A000001_{when}'
     safe = os.path.join(out, name + '.SAFE')
@@ -265,3 +266,42 @@ def write_dem(path, dem, crs, transform, cover=1.0, res=0.00027, nodata=-32768.0
     return path
 
 
+
+
+# ----------------------------------------------------------------------------- stacked scenes
+
+def synth_scene(out, size=1024, shift=1.0, seed=0):
+    """One coherent size x size scene of the given target shift (shift 0 = the source domain),
+    with its true mask, written by write_scene. -> paths written"""
+    img, mask = landscape.synth_patch(np.random.default_rng([seed, 3]),
+                                      landscape.domain(shift, seed), size)
+    return write_scene(out, img, mask)
+
+
+def write_scene(out, img, mask, crs='EPSG:32645', origin=(500000.0, 3100000.0), pixel=10.0):
+    """Write a scene as out/scene.h5 ('img' H x W x 14 float32, 'mask' H x W uint8) and,
+    when rasterio is installed, out/scene.tif (14 bands) and out/scene_mask.tif, georeferenced in
+    `crs` (default UTM 45N) at `pixel` metres from `origin`. -> list of paths written"""
+    os.makedirs(out, exist_ok=True)
+
+    def h5(tmp):
+        with h5py.File(tmp, 'w') as f:
+            chunks = (min(256, img.shape[0]), min(256, img.shape[1]), L.BANDS)
+            f.create_dataset('img', data=img, chunks=chunks)
+            f.create_dataset('mask', data=mask)
+    paths = [os.path.join(out, 'scene.h5')]
+    L.atomic_write(paths[0], h5)
+    try:
+        import rasterio
+        from rasterio.transform import from_origin
+    except ImportError:
+        return paths
+    tr = from_origin(origin[0], origin[1], pixel, pixel)
+    for name, data in (('scene.tif', img.transpose(2, 0, 1)), ('scene_mask.tif', mask[None])):
+        def tif(tmp, data=data):
+            with rasterio.open(tmp, 'w', driver='GTiff', height=data.shape[1], width=data.shape[2],
+                               count=data.shape[0], dtype=data.dtype, crs=crs, transform=tr) as f:
+                f.write(data)
+        paths.append(os.path.join(out, name))
+        L.atomic_write(paths[-1], tif)
+    return paths

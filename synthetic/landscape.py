@@ -4,10 +4,16 @@ landslide scars on steep ground (about 2 % of pixels), look-alikes (rock outcrop
 river bars), and a domain shift (sensor gain and offset, drier cover, higher terrain, tinted
 soil, older scars, haze). Then the sensor: each band averaged over its native pixel (60 m for
 B1, B9, B10; 20 m for B5-B7, B8A, B11, B12; 10 m for the rest) and, for the Landslide4Sense
-layout, resampled bilinearly back to 10 m, as the released patches were made.
+layout, resampled bilinearly back to 10 m, as the released patches were made. synth() writes a
+dataset of such patches in the Landslide4Sense layout (refine.py --demo calls it):
 
-synthetic.py writes datasets and scenes from it; synthetic_s2.py writes Sentinel-2 products.
+    python -m synthetic patches data/ --train 400 --valid 60 --test 120 --shift 1.0
+
+product.py writes Sentinel-2 products and pre-stacked scenes from the same landscape.
 """
+import os
+
+import h5py
 import numpy as np
 
 import landslide as L
@@ -74,7 +80,7 @@ def synth_patch(rng, dom, n=L.SIZE, cover=False, native=True):
     """One patch, or with n > 128 one coherent n x n scene: the same terrain, cover, scars and
     look-alikes, their counts scaled with the area (n = 128 draws exactly as a patch always has).
     native: each band at its native resolution, resampled to 10 m (sensor_resolution); False:
-    every band as drawn at 10 m (what synthetic_s2.py averages into a product's band files).
+    every band as drawn at 10 m (what product.py averages into a product's band files).
     -> (img float32 [n, n, 14], mask uint8 [n, n]); with cover=True also what lies where, uint8
     [n, n] indexing COVER (the same draws: the image and mask do not change)"""
     g = draw_ground(rng, dom, n)
@@ -236,3 +242,33 @@ def sensor_resolution(refl):
         k = NATIVE[b] // 10
         out[..., i] = upsample(block_mean(refl[..., i], k), k, refl.shape[:2])
     return out
+
+
+# ----------------------------------------------------------------------------- the dataset
+
+def split_patches(split, count, shift=1.0, seed=0, kind='all', cover=False):
+    """The patches synth writes for one split, in order (the source, 'train', has shift 0):
+    yields synth_patch's outputs. Reading them again this way gives their cover maps."""
+    rng = np.random.default_rng([seed, list(L.SPLITS).index(split)])
+    dom = domain(0.0 if split == 'train' else shift, seed, kind)
+    for _ in range(count):
+        yield synth_patch(rng, dom, cover=cover)
+
+
+def synth(out, train=400, valid=60, test=120, shift=1.0, seed=0, target_masks=True, kind='all'):
+    """Write a dataset in the Landslide4Sense layout. The source (TrainData) has shift 0;
+    ValidData and TestData share one target domain of the given shift. Deterministic in seed."""
+    for split, count in (('train', train), ('valid', valid), ('test', test)):
+        if count == 0:
+            continue
+        sdir = os.path.join(out, L.SPLITS[split])
+        os.makedirs(os.path.join(sdir, 'img'), exist_ok=True)
+        keep_mask = split == 'train' or target_masks
+        if keep_mask:
+            os.makedirs(os.path.join(sdir, 'mask'), exist_ok=True)
+        for i, (img, mask) in enumerate(split_patches(split, count, shift, seed, kind), 1):
+            with h5py.File(os.path.join(sdir, 'img', f'image_{i}.h5'), 'w') as f:
+                f.create_dataset('img', data=img)
+            if keep_mask:
+                with h5py.File(os.path.join(sdir, 'mask', f'mask_{i}.h5'), 'w') as f:
+                    f.create_dataset('mask', data=mask)

@@ -8,17 +8,15 @@ extra: pip install -r requirements-geo.txt), HDF5 (.h5, .hdf5; dataset 'img', H 
 NumPy (.npy, H x W x 14, read row band by row band). Used by predict.py. A Sentinel-2 product
 and a DEM become such a scene with sentinel2.py:
 
-    python scene.py stack PRODUCT.SAFE --dem DEM.tif --out scene.tif
+    python -m mapping stack PRODUCT.SAFE --dem DEM.tif --out scene.tif
 """
-import argparse
 import os
-import sys
 
 import h5py
 import numpy as np
 
-import cloudmask
 import landslide as L
+from mapping import clouds
 
 FORMATS = {'.tif': 'tif', '.tiff': 'tif', '.h5': 'h5', '.hdf5': 'h5', '.npy': 'npy'}
 NODATA_OUT = 255                                  # the no-data value of every output
@@ -74,8 +72,8 @@ class Scene:
             raise L.DataError(f'{path}: scene is {shape[0]} x {shape[1]}, smaller than one '
                               f'{L.SIZE} x {L.SIZE} window')
         self.H, self.W = int(shape[0]), int(shape[1])
-        if self.fmt == 'tif' and os.path.isfile(cloudmask.sidecar(path)):
-            self._open_clouds(cloudmask.sidecar(path))
+        if self.fmt == 'tif' and os.path.isfile(clouds.sidecar(path)):
+            self._open_clouds(clouds.sidecar(path))
 
     def _open_clouds(self, path):
         try:
@@ -91,7 +89,7 @@ class Scene:
         self.clouds = path
 
     def unseen(self, a, b):
-        """Rows a..b-1 of the cloud mask, cloudmask.CLASSES (all 0, analysed, without one).
+        """Rows a..b-1 of the cloud mask, clouds.CLASSES (all 0, analysed, without one).
         -> uint8 [b - a, W]"""
         if self._clouds is None:
             return np.zeros((b - a, self.W), np.uint8)
@@ -146,7 +144,7 @@ def scene_stats(scene, nodata=None):
         data, classes = ~nodata_mask(x, nodata), scene.unseen(a, b).ravel()
         acc.add_valid(x[data & (classes == 0)])
         by_class += np.bincount(classes[data & (classes > 0)], minlength=256)
-    named = {cloudmask.CLASSES.get(k, str(k)): int(v) for k, v in enumerate(by_class) if v}
+    named = {clouds.CLASSES.get(k, str(k)): int(v) for k, v in enumerate(by_class) if v}
     return acc.result() | {'unseen': int(by_class.sum()), 'unseen_by_class': named}
 
 
@@ -210,35 +208,6 @@ class Writer:
             self._f = None
 
 
-def write_scene(out, img, mask, crs='EPSG:32645', origin=(500000.0, 3100000.0), pixel=10.0):
-    """Write a scene as out/scene.h5 ('img' H x W x 14 float32, 'mask' H x W uint8) and,
-    when rasterio is installed, out/scene.tif (14 bands) and out/scene_mask.tif, georeferenced in
-    `crs` (default UTM 45N) at `pixel` metres from `origin`. -> list of paths written"""
-    os.makedirs(out, exist_ok=True)
-
-    def h5(tmp):
-        with h5py.File(tmp, 'w') as f:
-            chunks = (min(256, img.shape[0]), min(256, img.shape[1]), L.BANDS)
-            f.create_dataset('img', data=img, chunks=chunks)
-            f.create_dataset('mask', data=mask)
-    paths = [os.path.join(out, 'scene.h5')]
-    L.atomic_write(paths[0], h5)
-    try:
-        import rasterio
-        from rasterio.transform import from_origin
-    except ImportError:
-        return paths
-    tr = from_origin(origin[0], origin[1], pixel, pixel)
-    for name, data in (('scene.tif', img.transpose(2, 0, 1)), ('scene_mask.tif', mask[None])):
-        def tif(tmp, data=data):
-            with rasterio.open(tmp, 'w', driver='GTiff', height=data.shape[1], width=data.shape[2],
-                               count=data.shape[0], dtype=data.dtype, crs=crs, transform=tr) as f:
-                f.write(data)
-        paths.append(os.path.join(out, name))
-        L.atomic_write(paths[-1], tif)
-    return paths
-
-
 def category_xml(classes):
     """GDAL's .aux.xml naming a uint8 band's classes (GDAL reads them as its category names; QGIS
     shows them in its legend). classes: {value: (name, rgb)}"""
@@ -249,46 +218,20 @@ def category_xml(classes):
             '</PAMRasterBand></PAMDataset>\n')
 
 
-def main(argv=None):
-    """`python scene.py stack PRODUCT --dem DEM --out scene.tif`: stacking alone."""
-    import sentinel2
-    ap = argparse.ArgumentParser(description='Scenes for predict.py')
-    sub = ap.add_subparsers(dest='cmd', required=True)
-    s = sub.add_parser('stack', help='a Sentinel-2 product (.SAFE or .zip) and a DEM -> a scene')
-    s.add_argument('product')
-    s.add_argument('--dem', required=True, help='a DEM raster in any CRS (GLO-30, SRTM, ...)')
-    s.add_argument('--out', required=True, help='the scene to write (.tif)')
-    s.add_argument('--cloud-buffer', type=int, default=0,
-                   help='10 m pixels around clouds, cirrus and shadows also left unanalysed')
-    a = ap.parse_args(argv)
-    try:
-        if not a.out.lower().endswith(('.tif', '.tiff')):
-            raise L.DataError(f'{a.out}: the stack is written as GeoTIFF: name it .tif')
-        check_stack_out(a.out, [a.product, a.dem])
-        if not 0 <= a.cloud_buffer <= 60:
-            raise L.DataError(f'--cloud-buffer must be 0 to 60 pixels, got {a.cloud_buffer}')
-        info = sentinel2.stack(a.product, a.dem, a.out, buffer=a.cloud_buffer)
-    except L.DataError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    mask = f", {info['not_analysed']} not analysed ({cloudmask.sidecar(a.out)})" \
-        if info['mask'] else ''
-    print(f"wrote {info['path']}: {info['level']}, {info['size'][0]} x {info['size'][1]}, "
-          f"{info['nodata']} no-data pixels{mask}")
-    return 0
-
-
-def check_stack_out(out, inputs):
-    """The stack must not overwrite an input nor land inside a .SAFE product."""
-    real = os.path.realpath(out)
-    for p in inputs:
-        rp = os.path.realpath(p)
-        if real == rp or (os.path.isdir(rp) and os.path.commonpath([real, rp]) == rp):
-            raise L.DataError(f'{out}: would write over or into the input {p}')
-    parent = os.path.dirname(real)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise L.DataError(f'{out}: cannot write here ({parent} is not a writable folder)')
-
-
-if __name__ == '__main__':
-    sys.exit(main())
+def read_output(path, key):
+    """A single-band output written by tiles.map_scene: the mask uint8 [H, W], the
+    probability as float16 [H, W] (read in bands of rows: half a float32 copy's memory)"""
+    if path.endswith('.tif'):
+        from rasterio.windows import Window
+        with L.rasterio_for(path).open(path) as f:
+            if f.dtypes[0] == 'uint8':
+                return f.read(1)
+            out = np.empty((f.height, f.width), np.float16)
+            for a in range(0, f.height, 1024):
+                n = min(1024, f.height - a)
+                out[a:a + n] = f.read(1, window=Window(0, a, f.width, n))
+            return out
+    if path.endswith('.npy'):
+        return np.load(path)
+    with h5py.File(path, 'r') as f:
+        return f[key][()]

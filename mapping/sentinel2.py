@@ -2,7 +2,7 @@
 slope, DEM), the input that predict.py maps. Written once as a tiled, compressed GeoTIFF, so a GIS
 opens it and a later run reuses it; streamed in bands of rows, never the whole tile in memory.
 
-    python scene.py stack PRODUCT.SAFE --dem DEM.tif --out scene.tif
+    python -m mapping stack PRODUCT.SAFE --dem DEM.tif --out scene.tif
     python predict.py --run RUN --s2 PRODUCT.zip --dem DEM.tif --out maps   # stack, then map
 
 - Layouts: Level-2A (GRANULE/*/IMG_DATA/R10m, R20m, R60m; no B10) and Level-1C
@@ -32,8 +32,8 @@ import zipfile
 
 import numpy as np
 
-import cloudmask
 import landslide as L
+from mapping import clouds, scene as S
 
 BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B09', 'B10', 'B11', 'B12']
 BAND_ORDER = BANDS[:8] + ['B8A'] + BANDS[8:]   # the metadata's band_id 0..12
@@ -50,7 +50,7 @@ def _metadata_name(names):
 def open_product(path):
     """Find the bands and the cloud mask and read the metadata of a product. -> dict(path, name,
     level 'L1C'|'L2A', files {band: path rasterio opens}, offset {band: DN offset},
-    quantification, sensed (the sensing start, ISO 8601 text, or None), mask (cloudmask.find's,
+    quantification, sensed (the sensing start, ISO 8601 text, or None), mask (clouds.find's,
     or None), mask_warning)"""
     p = path.rstrip('/')
     if not os.path.exists(p):
@@ -81,7 +81,7 @@ def open_product(path):
                    name=re.sub(r'\.(safe|zip)$', '', os.path.basename(p), flags=re.I))
     product.update(_radiometry(xml, f'{path}: {meta}'))
     listed = xml.decode('utf-8', 'replace') + tile_xml.decode('utf-8', 'replace')
-    product['mask'], product['mask_warning'] = cloudmask.find(names, root, level, listed)
+    product['mask'], product['mask_warning'] = clouds.find(names, root, level, listed)
     return product
 
 
@@ -166,7 +166,7 @@ def _radiometry(xml, where):
 
 def stack(product_path, dem_path, out, log=print, buffer=0, grid=None):
     """Stack a product and a DEM into out (GeoTIFF, 14 float32 bands, NaN = no data) and the
-    product's cloud mask into <out>_clouds.tif (cloudmask.CLASSES; `buffer` pixels around clouds
+    product's cloud mask into <out>_clouds.tif (clouds.CLASSES; `buffer` pixels around clouds
     not analysed either), on B02's 10 m grid or on `grid` (dict crs, transform, width, height:
     another product's, for a before-date), each written under a temporary name and renamed when
     complete, the mask first. -> dict(path, size, level, covered, nodata, mask, not_analysed)"""
@@ -176,7 +176,7 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None):
     srcs, dem, grid = _open_inputs(rio, pr, dem_path, grid)
     H, W, tr = grid['height'], grid['width'], grid['transform']
     res = rio.enums.Resampling.bilinear
-    mask = cloudmask.OnGrid(rio, pr['mask'], grid, buffer) if pr['mask'] else None
+    mask = clouds.OnGrid(rio, pr['mask'], grid, buffer) if pr['mask'] else None
     if mask is None:
         log(f"warning: {product_path}: {pr['mask_warning']}")
     vrts = {k: on_grid(s, grid, WarpedVRT, res) for k, s in srcs.items()}
@@ -187,7 +187,7 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None):
     # Zstandard, level 1: lossless, as small as deflate's, 3.5x cheaper to write (docs/speed.md)
     profile = dict(common, count=L.BANDS, dtype='float32', nodata=np.nan, predictor=3,
                    compress='zstd', zstd_level=1, num_threads='ALL_CPUS')
-    counts, side = {}, cloudmask.sidecar(out)
+    counts, side = {}, clouds.sidecar(out)
 
     def write(tmp, tmp_mask=None):
         # GDAL's block cache bounded: 512 MB holds a row of every band's JPEG 2000 tiles
@@ -197,7 +197,7 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None):
             mdst = None
             if tmp_mask:
                 mdst = rio.open(tmp_mask, 'w', **common, count=1, dtype='uint8', nodata=255)
-                cloudmask.write_tags(mdst, buffer)
+                clouds.write_tags(mdst, buffer)
             try:
                 counts.update(_write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid))
             finally:
@@ -224,6 +224,41 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None):
     return dict(path=out, size=[H, W], level=pr['level'], covered=covered,
                 nodata=counts['nodata'], mask=pr['mask'] and pr['mask']['name'],
                 not_analysed=counts['unseen'])
+
+
+def stacked(product, dem, out, name, log, buffer=0, grid=None):
+    """The product stacked with the DEM into <out>/<name>.tif, its cloud mask beside it (a
+    finished stack is reused when its mask was made with the same buffer)."""
+    path = os.path.join(out, f'{name}.tif')
+    if os.path.exists(path) and stack_buffer(path) == buffer and stack_on_grid(path, grid):
+        log(f'{name}: stacked earlier, reused {path}')
+    else:
+        log(f'{name}: stacking {product} with {dem}...')
+        info = stack(product, dem, path, log, buffer, grid)
+        if info['mask']:
+            log(f"{name}: not analysed: {info['not_analysed']} pixels by its "
+                f"{os.path.basename(info['mask'])}"
+                f"{f' and {buffer} pixels around its clouds' if buffer else ''} "
+                f'({os.path.basename(clouds.sidecar(path))})')
+    return S.Scene(path)
+
+
+def stack_on_grid(path, grid):
+    """Whether a stack lies on grid (None: any grid will do)."""
+    if grid is None:
+        return True
+    with L.rasterio_for(path).open(path) as f:
+        return (f.crs, f.transform, f.width, f.height) == \
+            (grid['crs'], grid['transform'], grid['width'], grid['height'])
+
+
+def stack_buffer(path):
+    """The cloud buffer a stack's mask was made with (0 without a mask)."""
+    side = clouds.sidecar(path)
+    if not os.path.exists(side):
+        return 0
+    with L.rasterio_for(side).open(side) as f:
+        return int(f.tags().get('CLOUD_BUFFER_PX', 0))
 
 
 def _open_inputs(rio, pr, dem_path, grid=None):

@@ -1,21 +1,24 @@
-"""Benchmarks of mapped Sentinel-2 products, run by bench.py (docs/mapping.md holds the figures):
+"""Benchmarks of mapped Sentinel-2 products (docs/mapping.md holds the figures):
 
-    python bench.py products [--run runs/demo]     # --s2 L1C / L2A against the scene pre-stacked
-    python bench.py clouds [--run runs/demo]       # cloudy products: clouds called landslide,
-                                                   # clear land lost, F1 on the clear land
-    python bench.py events [--run runs/demo]       # before/after: F1 of the new landslides
+    python -m bench.maps products [--run runs/demo]   # --s2 L1C / L2A against the scene stacked
+    python -m bench.maps clouds [--run runs/demo]     # cloudy products: clouds called landslide,
+                                                      # clear land lost, F1 on the clear land
+    python -m bench.maps events [--run runs/demo]     # before/after: F1 of the new landslides
 
-Each maps synthetic products (synthetic_s2.py) with predict.py against their truth; a product
+Each maps synthetic products (synthetic/product.py) with predict.py against their truth; a product
 is written once into --out and reused, as are the maps, so an interrupted run resumes.
 """
+import argparse
 import json
 import os
+import sys
 
 import numpy as np
 
 import landslide as L
 import predict
-import synthetic_s2
+from mapping import change, scene as S, sentinel2
+from synthetic import event, product
 
 COVERS = (0.1, 0.3, 0.6)
 COMMANDS = ('products', 'clouds', 'events')
@@ -26,7 +29,6 @@ def products(run, out, seeds, size):
     generator wrote it), through --s2 from its L1C and L2A products (DN rounding, bands at 20
     and 60 m resampled, the DEM through 30 m in EPSG:4326, slope by Horn's method), and
     pre-stacked with B10 filled as L2A fills it (the networks trained with B10)."""
-    import sentinel2
     lines = ['| seed | pre-stacked | --s2 L1C | --s2 L2A | pre-stacked, B10 filled |',
              '|---|---|---|---|---|']
     for seed in range(seeds):
@@ -63,7 +65,6 @@ def map_f1(run, inputs, truth, out, name):
 def fill_b10(src, dst):
     """A copy of a 14-band GeoTIFF with B10 one constant where the pixel has data."""
     import rasterio
-    import sentinel2
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     with rasterio.open(src) as f:
         x, prof = f.read(), f.profile
@@ -76,7 +77,7 @@ def product_once(d, size, seed, level, clouds=0.0):
     """A synthetic product (shift 1.0) in folder d, unless one is there (written aside and
     renamed). -> dict(product, dem, truth, sky_truth, scene)"""
     if not os.path.isdir(d):
-        synthetic_s2.synth_product(d + '.part', size, 1.0, seed, level, clouds=clouds)
+        product.synth_product(d + '.part', size, 1.0, seed, level, clouds=clouds)
         os.replace(d + '.part', d)
     p = {k: os.path.join(d, f'{k}.tif') for k in ('dem', 'truth', 'sky_truth')}
     p['scene'] = os.path.join(d, 'scene.tif')
@@ -88,7 +89,6 @@ def mapped(run, p, out, buffer=0, stacked_in=None):
     """The landslide map of product p (predict.py --s2, --cloud-buffer buffer), made once into
     out; with stacked_in (a folder where p was mapped), its stack mapped with the cloud mask
     left out. -> uint8 [H, W]"""
-    import sentinel2
     name = sentinel2.open_product(p['product'])['name']
     if stacked_in:
         os.makedirs(out, exist_ok=True)
@@ -100,7 +100,7 @@ def mapped(run, p, out, buffer=0, stacked_in=None):
         args = ['--s2', p['product'], '--dem', p['dem'], '--cloud-buffer', str(buffer)]
     if not os.path.exists(os.path.join(out, 'summary.json')):
         assert predict.main(['--run', run, *args, '--out', out, '--device', 'cpu']) == 0, args
-    return predict.read_output(os.path.join(out, f'{name}_landslide.tif'), 'landslide')
+    return S.read_output(os.path.join(out, f'{name}_landslide.tif'), 'landslide')
 
 
 def cloud_scores(mask, clean, truth, sky):
@@ -135,8 +135,8 @@ def clouds(run, out, seeds=3, size=768, covers=COVERS, buffers=(0,), levels=('L2
             clean = mapped(run, p0, base + '-clear-map')
             for cover in covers:
                 p = product_once(f'{base}-cover{cover}', size, seed, level, cover)
-                truth = predict.read_output(p['truth'], 'mask') == 1
-                sky = predict.read_output(p['sky_truth'], 'mask')
+                truth = S.read_output(p['truth'], 'mask') == 1
+                sky = S.read_output(p['sky_truth'], 'mask')
                 first = f'{base}-cover{cover}-b{buffers[0]}'
                 arms = [(f'buffer {b}', f'b{b}', dict(buffer=b)) for b in buffers]
                 if cover == 0.3:
@@ -171,19 +171,16 @@ def cloud_table(rows):
 
 # ----------------------------------------------------------------------------- events
 def events(run, out, seeds=3, size=768, level='L2A', clouds=0.0):
-    """Synthetic events (synthetic_event.py) mapped with predict.py --before once, then dated by
+    """Synthetic events (synthetic/event.py) mapped with predict.py --before once, then dated by
     every change rule from the same two maps; against the single-date map of the after-date and
     rdNDVI at its best threshold on the truth (an upper bound for that baseline). Prints and
     writes the table of means over seeds: F1 of the new landslides, and the share of earlier
     scars and of cleared ground called new."""
-    import change
-    import scene as S
-    import synthetic_event
     rows = {}
     for seed in range(seeds):
         d = os.path.join(out, f'{level}-clouds{clouds}-seed{seed}')
         if not os.path.isdir(d):
-            synthetic_event.synth_event(d + '.part', size, seed, level, clouds)
+            event.synth_event(d + '.part', size, seed, level, clouds)
             os.replace(d + '.part', d)
         prods = {k: next(os.path.join(d, k, f) for f in os.listdir(os.path.join(d, k))
                          if f.endswith('.SAFE')) for k in ('after', 'before')}
@@ -195,11 +192,11 @@ def events(run, out, seeds=3, size=768, level='L2A', clouds=0.0):
         info = next(iter(json.load(open(os.path.join(maps, 'summary.json'))).values()))
         sc = {k: S.Scene(info['scene'] if k == 'after' else info['before']['scene'])
               for k in ('after', 'before')}
-        truth = predict.read_output(os.path.join(d, 'truth.tif'), 'mask')
-        after_map = predict.read_output(os.path.join(maps, f"{sc['after'].name}_landslide.tif"),
+        truth = S.read_output(os.path.join(d, 'truth.tif'), 'mask')
+        after_map = S.read_output(os.path.join(maps, f"{sc['after'].name}_landslide.tif"),
                                         'landslide')
         single = np.where((after_map >= 1) & (after_map <= 3), 1, after_map).astype(np.uint8)
-        before_map = predict.read_output(os.path.join(maps, f"{sc['before'].name}_landslide.tif"),
+        before_map = S.read_output(os.path.join(maps, f"{sc['before'].name}_landslide.tif"),
                                          'landslide')
         arms = {'single date (the after-date)': single}
         for rule in change.RULES:
@@ -219,7 +216,7 @@ def events(run, out, seeds=3, size=768, level='L2A', clouds=0.0):
 
 
 def event_scores(m, truth, seen):
-    """m: a map's classes (1 new), truth: synthetic_event.TRUTH indices, seen: bool, the pixels
+    """m: a map's classes (1 new), truth: event.TRUTH indices, seen: bool, the pixels
     both dates analysed (where a map can date a landslide). -> percentages over them: F1 of the
     new landslides, earlier scars and cleared ground called new."""
     f1 = 100 * L.scores(*L.confusion(m[seen] == 1, truth[seen] == 1))['f1']
@@ -232,7 +229,6 @@ def rdndvi_best(after, before, truth, seen, single):
     """rdNDVI = (NDVI_after - NDVI_before) / sqrt(NDVI_after + NDVI_before) x 100 (HazMapper),
     new where it falls below -t, t chosen on the truth for the best F1: an upper bound for the
     baseline. -> classes uint8 [H, W] (1 new, 254 where a date saw nothing)"""
-    import change
     na, nb = change.ndvi(after.rows(0, after.H)), change.ndvi(before.rows(0, before.H))
     with np.errstate(invalid='ignore'):
         rd = (na - nb) / np.sqrt(na + nb) * 100
@@ -258,8 +254,9 @@ def event_table(rows):
 
 
 # ----------------------------------------------------------------------------- command line
-def add_parsers(sub):
-    """bench.py's subcommands for these benchmarks."""
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    sub = ap.add_subparsers(dest='cmd', required=True)
     pr = sub.add_parser('products', help='F1 of products mapped via --s2 vs pre-stacked, B10')
     pr.add_argument('--run', default='runs/demo', help='a trained run [default: runs/demo]')
     pr.add_argument('--seeds', type=int, default=3)
@@ -281,13 +278,15 @@ def add_parsers(sub):
     ev.add_argument('--level', choices=['L2A', 'L1C'], default='L2A')
     ev.add_argument('--clouds', type=float, default=0.0)
     ev.add_argument('--out', default='runs/bench-events')
-
-
-def main(args):
-    """Run the subcommand bench.py parsed."""
+    args = ap.parse_args(argv)
     if args.cmd == 'products':
-        return products(args.run, args.out, args.seeds, args.size)
-    if args.cmd == 'events':
-        return events(args.run, args.out, args.seeds, args.size, args.level, args.clouds)
-    return clouds(args.run, args.out, args.seeds, args.size, args.covers, args.buffers,
-                  args.levels)
+        products(args.run, args.out, args.seeds, args.size)
+    elif args.cmd == 'events':
+        events(args.run, args.out, args.seeds, args.size, args.level, args.clouds)
+    else:
+        clouds(args.run, args.out, args.seeds, args.size, args.covers, args.buffers, args.levels)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,21 +1,10 @@
-"""Evidence for the paper's claims on data anyone can regenerate, and speed figures.
+"""Does the refinement beat the same training without pseudo-labels? Target F1 per round and
+arm on synthetic targets of different kinds, each seed a fresh dataset; every arm of a seed
+shares its round 0, and the control trains as long on source labels only. Settings are
+CPU-sized; docs/evidence.md holds the figures.
 
-    python bench.py ablation [--seeds 3] [--out runs/ablation]   # target F1 per ingredient
-    python bench.py refinement [--out runs/refinement]           # rounds vs a control, 3 targets
-    python bench.py refinement --only 'older scars'              # ... and a fourth, aged scars
-    python bench.py speed [--width 8]                            # images/s, memory, Lovász, I/O
-    python bench.py scene [--sizes 2048 4096]                    # map whole scenes
-    python bench.py stack [--size 10980]                         # stack a Sentinel-2 product
-    python bench.py products [--run runs/demo]                   # --s2 vs pre-stacked, B10
-    python bench.py clouds [--run runs/demo]                     # cloudy products: what leaks
-    python bench.py events [--run runs/demo]                     # before/after: new landslides
-
-The ablation adds one ingredient per row on a synthetic shifted benchmark (synthetic.py synth,
---shift 1.0), each seed a fresh dataset and fresh networks; the refinement benchmark asks
-whether the rounds add anything above the same extra training without pseudo-labels, on three
-targets (and a fourth, run when named). Settings are CPU-sized; docs/evidence.md holds the
-figures. bench_maps.py holds the benchmarks of mapped products (products, clouds); speed.py
-measures speed and memory on whatever machine runs it; gpucheck.py checks and times the GPU path.
+    python -m bench.refinement [--out runs/refinement]          # three targets, three arms
+    python -m bench.refinement --only 'shift 1.2' --seed-list 0 1 2 3 4 --arms default control
 """
 import argparse
 import json
@@ -31,33 +20,14 @@ import torch
 import landslide as L
 import refine
 import rundir
-import bench_maps
-import speed
-import synthetic
-
-# ----------------------------------------------------------------------------- ablation
-ABLATION_DATA = dict(train=160, valid=0, test=60, shift=1.0)
-ABLATION_COMMON = ['--demo', '--device', 'cpu']   # the demo's CPU-sized settings, on --data
-UNET, ROUND0 = ['--models', 'unet'], ['--rounds', '0', '--no-adabn']
-# (row, run name, flags, run whose networks it reuses): round 0 only, one ingredient a row
-ABLATION = [
-    ('official baseline: 1 U-Net, CE, source norm, scale 1', 'base',
-     [*UNET, '--scale', '1', *ROUND0, '--no-separate-norm', '--loss', 'ce'], None),
-    ('+ separated normalization', 'sepnorm',
-     [*UNET, '--scale', '1', *ROUND0, '--loss', 'ce'], None),
-    ('+ Lovász hinge + OHEM', 'lovasz', [*UNET, '--scale', '1', *ROUND0], None),
-    ('+ scale promotion (x2)', 'scale', [*UNET, '--scale', '2', *ROUND0], None),
-    ('+ three-model ensemble', 'ensemble', ['--scale', '2', *ROUND0], None),
-    ('+ target BatchNorm statistics (AdaBN)', 'adabn', ['--scale', '2', '--rounds', '0', '--adabn'],
-     'ensemble')]
-
+from synthetic import landscape
 
 def synth_once(path, **kw):
     """A synthetic dataset at path, unless one is there; written aside and renamed, so that an
     interrupted benchmark never finds half a dataset."""
     if not os.path.isdir(path):
         shutil.rmtree(path + '.part', ignore_errors=True)
-        synthetic.synth(path + '.part', **kw)
+        landscape.synth(path + '.part', **kw)
         os.replace(path + '.part', path)
 
 
@@ -72,38 +42,6 @@ def reuse_round0(src, dst):
             os.replace(to + '.part', to)
 
 
-def ablation(out, seeds):
-    """Target F1 per added ingredient (round 0; the rounds are bench.py refinement's job),
-    mean ± std over seeds, each seed a fresh dataset and fresh networks. Resumable."""
-    t0, rows, held = time.time(), {r[0]: [] for r in ABLATION}, {r[0]: [] for r in ABLATION}
-    for seed in range(seeds):
-        data = os.path.join(out, f'data-seed{seed}')
-        synth_once(data, **ABLATION_DATA, seed=100 + seed)
-        for row, name, flags, reuse in ABLATION:
-            run = os.path.join(out, f'{name}-seed{seed}')
-            if reuse:
-                reuse_round0(os.path.join(out, f'{reuse}-seed{seed}'), run)
-            print(f'== seed {seed}: {row}', flush=True)
-            argv = ['--data', data, '--out', run, '--seed', str(seed), *ABLATION_COMMON, *flags]
-            rc = refine.main(argv)
-            assert rc == 0, f'run {run} failed'
-            e = json.load(open(os.path.join(run, 'metrics.json')))['rounds'][0]
-            rows[row].append(e['target']['f1'])
-            held[row].append(e['holdout']['f1'])
-    minutes = (time.time() - t0) / 60
-    lines = ['| configuration | target F1 % (mean ± std) | held-out source F1 % |',
-             '|---|---|---|']
-    for row, _, _, _ in ABLATION:
-        v, h = 100 * np.array(rows[row]), 100 * np.array(held[row])
-        lines.append(f'| {row} | {mean_std(v)} | {h.mean():.1f} |')
-    table = '\n'.join(lines) + \
-        f'\n\n{seeds} seeds, {minutes:.0f} min on {os.cpu_count()} CPU cores.\n'
-    print('\n' + table)
-    L.write_json(os.path.join(out, 'ablation.json'),
-                 {'target_f1': rows, 'holdout_f1': held, 'minutes': minutes})
-    L.atomic_write(os.path.join(out, 'ablation.md'), lambda t: open(t, 'w').write(table))
-
-
 # ----------------------------------------------------------------------------- refinement
 # Does the refinement add anything beyond extra training? Three targets of different kinds (the
 # generator options were fixed before any result was seen), three arms per seed that share round 0:
@@ -116,7 +54,8 @@ BENCHMARKS = [('shift 1.0', dict(shift=1.0), 5, 4),   # (name, generator options
               ('shift 1.2', dict(shift=1.2), 5, 3)]   # round 0 near 55-75 in the paper's regime
 OPT_IN = ('older scars', 'shift 1.2')      # added later: run only when --only names them
 BENCH_DATA = dict(train=160, valid=0, test=60)
-BENCH_COMMON = [*ABLATION_COMMON, '--scale', '1', '--rounds', '2']
+COMMON = ['--demo', '--device', 'cpu']   # the demo's CPU-sized settings, on --data
+BENCH_COMMON = [*COMMON, '--scale', '1', '--rounds', '2']
 ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--control']),
         ('threshold rule', ['--pseudo', 'threshold']),     # the default's training, paper's rule
         ('no labels', ['--pseudo', 'none']),               # run only when --arms names them
@@ -125,7 +64,7 @@ ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--contr
 
 
 def bench_data(opts, seed):
-    """synthetic.synth's arguments for one benchmark's dataset of this seed."""
+    """landscape.synth's arguments for one benchmark's dataset of this seed."""
     return dict(**BENCH_DATA, **opts, seed=100 + seed)
 
 
@@ -248,60 +187,30 @@ def mean_std(v):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    sub = ap.add_subparsers(dest='cmd', required=True)
-    a = sub.add_parser('ablation', help='target F1 per added ingredient, mean ± std over seeds')
-    a.add_argument('--seeds', type=int, default=3)
-    a.add_argument('--out', default='runs/ablation')
-    r = sub.add_parser('refinement', help='does refinement beat extra training? three targets')
-    r.add_argument('--out', default='runs/refinement')
-    r.add_argument('--seed-factor', type=float, default=1.0,
-                   help="scale every benchmark's seed count")
-    r.add_argument('--only', nargs='+', choices=[b[0] for b in BENCHMARKS],
-                   help="benchmarks by name, e.g. 'shift 1.0' (default: all but "
-                   f"{', '.join(OPT_IN)}, which run only when named)")
-    r.add_argument('--seed-list', type=int, nargs='+', help='these seeds (of every benchmark run)')
-    r.add_argument('--arms', nargs='+', choices=[a for a, _ in ARMS],
-                   help="these arms, in this order (default: every benchmark's own)")
-    r.add_argument('--flags', default='',
-                   help="refine.py flags added to every run, e.g. '--width 64 --device cuda'")
-    r.add_argument('--table-only', action='store_true',
-                   help='tabulate finished runs, train nothing')
-    s = sub.add_parser('speed', help='training and inference throughput, Lovász, data loading')
-    s.add_argument('--width', type=int, default=None,
-                   help='network width (default: 8 on CPU, 64 on CUDA)')
-    s.add_argument('--repeats', type=int, default=3)
-    sc = sub.add_parser('scene', help='whole-scene mapping: seconds, tiles/s, peak memory, F1')
-    sc.add_argument('--run', default='runs/demo', help='a trained run [default: runs/demo]')
-    sc.add_argument('--sizes', type=int, nargs='+', default=[2048, 4096])
-    sc.add_argument('--overlap', type=int, default=32)
-    sc.add_argument('--paper', action='store_true',
-                    help='untrained width-64, scale-4 networks (timing only)')
-    sc.add_argument('--out', default='runs/bench-scene')
-    st = sub.add_parser('stack', help='stack a synthetic Sentinel-2 product: seconds, memory')
-    st.add_argument('--size', type=int, default=10980,
-                    help='10 m pixels per side [default: 10980, a full tile]')
-    st.add_argument('--level', choices=['L2A', 'L1C'], default='L2A')
-    st.add_argument('--out', default='runs/bench-stack')
-    st.add_argument('--pair', action='store_true',
-                    help='then the same product as a before-date onto its grid, dated (change.py)')
-    bench_maps.add_parsers(sub)
+    ap.add_argument('--out', default='runs/refinement')
+    ap.add_argument('--seed-factor', type=float, default=1.0,
+                    help="scale every benchmark's seed count")
+    ap.add_argument('--only', nargs='+', choices=[b[0] for b in BENCHMARKS],
+                    help="benchmarks by name, e.g. 'shift 1.0' (default: all but "
+                    f"{', '.join(OPT_IN)}, which run only when named)")
+    ap.add_argument('--seed-list', type=int, nargs='+', help='these seeds (of every benchmark run)')
+    ap.add_argument('--arms', nargs='+', choices=[a for a, _ in ARMS],
+                    help="these arms, in this order (default: every benchmark's own)")
+    ap.add_argument('--flags', default='',
+                    help="refine.py flags added to every run, e.g. '--width 64 --device cuda'")
+    ap.add_argument('--table-only', action='store_true',
+                    help='tabulate finished runs, train nothing')
     args = ap.parse_args(argv)
-    if 'OMP_NUM_THREADS' not in os.environ:     # torch reads it: 1 for benchmarks side by side
+    all_cores()
+    return refinement(args.out, args.seed_factor, args.only, args.seed_list, args.arms,
+                      shlex.split(args.flags), args.table_only)
+
+
+def all_cores():
+    """torch reads OMP_NUM_THREADS (1 for benchmarks side by side); else every core."""
+    if 'OMP_NUM_THREADS' not in os.environ:
         torch.set_num_threads(os.cpu_count() or 1)
-    if args.cmd == 'ablation':
-        return ablation(args.out, args.seeds)
-    if args.cmd == 'refinement':
-        return refinement(args.out, args.seed_factor, args.only, args.seed_list, args.arms,
-                          shlex.split(args.flags), args.table_only)
-    if args.cmd == 'speed':
-        return speed.speed(args)
-    if args.cmd == 'scene':
-        return speed.scene_bench(args)
-    if args.cmd in bench_maps.COMMANDS:
-        return bench_maps.main(args)
-    return speed.stack_bench(args)
 
 
 if __name__ == '__main__':
-    rc = main()
-    sys.exit(rc if isinstance(rc, int) else 0)  # 2: bad input; some commands return their rows
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """The picture a mapper looks at first: a mapped scene in true colour, stretched over the land
 that was analysed (a cloud stretched into the range would turn the land black), the classes of
 the map drawn over it (landslides outlined, what was not analysed hatched, no data black) and a
-legend in the picture itself, in a small bitmap font written out below. mapping.py and change.py
+legend in the picture itself, in a small bitmap font written out below. tiles.py and change.py
 call picture(); report.write_png writes it.
 """
 import numpy as np

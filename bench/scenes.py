@@ -1,230 +1,40 @@
-"""Speed and memory figures, printed (targets live here, not in timed tests): training
-throughput the project's way against the plain way, the batched Lovász hinge, data loading,
-ensemble inference, and whole-scene mapping. bench.py is the command line:
+"""Whole scenes, timed: a synthetic scene mapped by predict.py in a child process (seconds,
+tiles/s, peak memory, F1 tiled against patch-wise) and a full-size synthetic Sentinel-2 product
+stacked (and, with --pair, dated against itself as a before-date). docs/speed.md holds the
+figures.
 
-    python bench.py speed [--width 8]          # images/s, memory, Lovász, I/O
-    python bench.py scene [--sizes 2048 4096]  # map whole scenes: s, tiles/s, memory, F1
-
-gpucheck.py times the GPU path with the helpers here.
+    python -m bench.scenes map [--run runs/demo] [--sizes 2048 4096] [--paper]
+    python -m bench.scenes stack [--size 10980] [--level L2A] [--pair]
 """
 import argparse
 import json
 import math
 import os
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import landslide as L
 import predict
 import refine
 import rundir
-import landscape
-import scene as S
-import sky
-import synthetic
-import synthetic_s2
-from losses import lovasz_grad, lovasz_hinge, segmentation_loss
+from bench.speed import median_time
+from mapping import change, polygons, scene as S, sentinel2
 from models import MODELS, build_model
+from synthetic import landscape, product, sky
 
-# ----------------------------------------------------------------------------- training, inference
-BF16_PEAK = {'H100': 989e12, 'H200': 989e12, 'A100': 312e12, 'L40': 181e12, '4090': 165e12}  # dense
-
-
-def sync(dev):
-    if dev.type == 'cuda':
-        torch.cuda.synchronize()
-
-
-def median_time(fn, dev, repeats):
-    fn()                                               # warm-up (and compilation)
-    ts = []
-    for _ in range(repeats):
-        sync(dev)
-        t = time.perf_counter()
-        fn()
-        sync(dev)
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
-
-
-def conv_flops(model, size):
-    """Multiply-adds x 2 of every convolution for one [1, 14, size, size] forward pass."""
-    total = [0]
-
-    def hook(m, _, out):
-        kh, kw = m.kernel_size
-        total[0] += 2 * m.in_channels // m.groups * kh * kw * out.numel()
-    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, 14, size, size))
-    for h in hs:
-        h.remove()
-    return total[0]
-
-
-def train_step_fn(name, width, scale, dev, plain, paths, mpaths, stats, bs=16, compile_=False):
-    """One training step, the project's way (data resident on the device as float16, augment
-    and promote on the batch, channels_last, bf16 autocast on CUDA) or the plain way (fp32,
-    NCHW, each sample read from HDF5, normalized and resized on the CPU, then copied over)."""
-    torch.manual_seed(0)
-    fmt = torch.contiguous_format if plain else torch.channels_last
-    model = build_model(name, width).to(dev, memory_format=fmt).train()
-    fwd = torch.compile(model) if compile_ else model
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
-    g = torch.Generator().manual_seed(0)
-    X, Y = L.load_images(paths, stats).to(dev), L.load_masks(mpaths).to(dev)
-
-    def batch_plain():
-        xs, ys = [], []
-        for i in torch.randint(len(paths), (bs,), generator=g).tolist():
-            mean, std = np.asarray(stats['mean'], np.float32), np.asarray(stats['std'], np.float32)
-            x = (L.read_image(paths[i]) - mean) / std
-            x, y = L.promote(torch.from_numpy(x.transpose(2, 0, 1).copy())[None], scale,
-                             torch.from_numpy(L.read_mask(mpaths[i]))[None])
-            xs.append(x[0]), ys.append(y[0])
-        return torch.stack(xs).to(dev), torch.stack(ys).to(dev)
-
-    def batch_ours():
-        i = torch.randint(len(X), (bs,), generator=g).to(dev)
-        x, y = L.augment(X[i].float(), Y[i], g)
-        x, y = L.promote(x, scale, y)
-        return x.contiguous(memory_format=torch.channels_last), y
-
-    def step():
-        x, y = batch_plain() if plain else batch_ours()
-        with torch.autocast(dev.type, torch.bfloat16, enabled=dev.type == 'cuda' and not plain):
-            logits = fwd(x)[:, 0]
-        loss = segmentation_loss(logits, y, ohem_min_kept=100_000)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return step
-
-
-def measure_training(job):
-    """Run in a fresh process so that peak memory belongs to this measurement alone."""
-    name, width, scale, dev, plain, paths, mpaths, stats, repeats, compile_ = job
-    dev = torch.device(dev)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    step = train_step_fn(name, width, scale, dev, plain, paths, mpaths, stats, compile_=compile_)
-    if dev.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
-    t = median_time(step, dev, repeats)
-    peak = torch.cuda.max_memory_allocated() if dev.type == 'cuda' else \
-        (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024
-    return 16 / t, peak / 2 ** 30
-
-
-def lovasz_loop(logits, labels):
-    """The straightforward way, for comparison: one image at a time in Python."""
-    losses = []
-    for lg, lb in zip(logits, labels):
-        lg, lb = lg.reshape(-1), lb.reshape(-1).to(lg.dtype)
-        errors = 1 - lg * (2 * lb - 1)
-        errors_sorted, perm = torch.sort(errors, descending=True)
-        grad = lovasz_grad(lb[perm][None], torch.ones_like(lb)[None])[0]
-        losses.append(torch.dot(F.relu(errors_sorted), grad))
-    return torch.stack(losses).mean()
-
-
-def lovasz_timing(dev, repeats, n=16, size=512):
-    """Lovász hinge forward + backward, batched vs the per-image loop, on random logits (every
-    pixel has a positive error half the time) and trained-like ones (margin 3 +- 1: a few
-    percent do). -> [(what, seconds batched, seconds loop, value batched, value loop)]"""
-    g = torch.Generator().manual_seed(0)
-    labels = (torch.rand(n, size, size, generator=g) < 0.02).long()
-    noise = torch.randn(n, size, size, generator=g)
-    rows = []
-    trained = (2 * labels - 1) * 3.0 + noise
-    for what, logits in (('random logits', noise), ('trained-like logits', trained)):
-        logits, lab = logits.to(dev).requires_grad_(), labels.to(dev)
-        a, b = lovasz_hinge(logits, lab).item(), lovasz_loop(logits, lab).item()
-        assert abs(a - b) <= 1e-5 * abs(b), (a, b)
-        t_ours = median_time(lambda: lovasz_hinge(logits, lab).backward(), dev, repeats)
-        t_loop = median_time(lambda: lovasz_loop(logits, lab).backward(), dev, repeats)
-        rows.append((what, t_ours, t_loop, a, b))
-    return rows
-
-
-def speed(args):
-    """Training throughput the project's way and the plain way, the Lovász hinge, data loading
-    and ensemble inference, printed as tables."""
-    dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    width = args.width or (64 if dev.type == 'cuda' else 8)
-    name = torch.cuda.get_device_name() if dev.type == 'cuda' else f'CPU, {os.cpu_count()} cores'
-    print(f'device: {name}; torch {torch.__version__}; width {width}; batch 16; '
-          f'median of {args.repeats}')
-    tmp = tempfile.mkdtemp(prefix='landslide-bench-')
-    synthetic.synth(tmp, train=64, valid=0, test=0, seed=0)
-    _, paths, mpaths = L.list_split(tmp, 'train')
-    stats = L.band_stats(paths)
-    training_table(dev, width, (paths, mpaths, stats), args.repeats)
-
-    print('\n## Lovász hinge, forward + backward, 16 x 512 x 512')
-    for what, t_ours, t_loop, a, b in lovasz_timing(dev, args.repeats):
-        print(f'{what}: batched {1e3 * t_ours:.0f} ms, per-image loop {1e3 * t_loop:.0f} ms: '
-              f'{t_loop / t_ours:.1f}x (values {a:.6f} vs {b:.6f})')
-
-    print('\n## Data')
-    g = torch.Generator().manual_seed(0)
-    t_cold = median_time(lambda: L.load_images(paths, stats), torch.device('cpu'), args.repeats)
-    X = L.load_images(paths, stats).to(dev)
-
-    def draw():
-        return X[torch.randint(len(X), (16,), generator=g).to(dev)].float()
-    t_hot = median_time(draw, dev, args.repeats)
-    print(f'read from HDF5 + normalize: {len(paths) / t_cold:.0f} patches/s; '
-          f'from the resident float16 tensor: {16 / t_hot:.0f} patches/s')
-
-    print('\n## Ensemble inference (3 models)')
-    ms = [build_model(n, width).to(dev, memory_format=torch.channels_last) for n in MODELS]
-    for scale in (1, 4):
-        c = argparse.Namespace(batch_size=16, scale=scale)
-        t = median_time(lambda: refine.predict(ms, X[:32], c, dev), dev, args.repeats)
-        print(f'scale {scale}: {32 / t:.1f} patches/s')
-    shutil.rmtree(tmp)
-
-
-def training_table(dev, width, data, repeats):
-    """Images/s and peak memory per network, ours vs plain, at 128² and 512², each measured in
-    a fresh process."""
-    import multiprocessing as mp
-    print('\n## Training throughput, images/s (peak memory GiB); plain = the same network '
-          'trained the plain way: fp32, NCHW, each sample read from HDF5, normalized and '
-          'resized on the CPU')
-    print('| model | 128² ours | 128² plain | 512² ours | 512² plain | speed-up at 512² |')
-    print('|---|---|---|---|---|---|')
-    ctx = mp.get_context('spawn')
-    for model in MODELS:
-        cells, rates = [], {}
-        for scale in (1, 4):
-            for plain in (False, True):
-                job = (model, width, scale, dev.type, plain, *data, repeats, False)
-                with ctx.Pool(1) as pool:
-                    r, mem = pool.apply(measure_training, (job,))
-                rates[scale, plain] = r
-                cells.append(f'{r:.2f} ({mem:.2f})')
-        up = rates[4, False] / rates[4, True]
-        print(f'| {model} | ' + ' | '.join(cells) + f' | {up:.1f}x |', flush=True)
-
-
-# ----------------------------------------------------------------------------- whole scenes
 # the child's own high-water mark: VmHWM starts afresh at exec (ru_maxrss would carry the
 # parent's peak over the fork)
 PEAK = ('print("peak_rss_kib", re.search(r"VmHWM:\\s+(\\d+)", '
         'open("/proc/self/status").read()).group(1))')
 CHILD = f'import re, sys, predict; rc = predict.main(sys.argv[1:]); {PEAK}; sys.exit(rc)'
-STACK_CHILD = f'import re, sys, scene; rc = scene.main(sys.argv[1:]); {PEAK}; sys.exit(rc)'
-PAIR_CHILD = f'import re, sys, speed; speed.pair_child(*sys.argv[1:]); {PEAK}'
+STACK_CHILD = ('import re, sys; from mapping import __main__ as m; rc = m.main(sys.argv[1:]); '
+               f'{PEAK}; sys.exit(rc)')
+PAIR_CHILD = f'import re, sys; from bench import scenes; scenes.pair_child(*sys.argv[1:]); {PEAK}'
 
 
 def in_child(code, argv):
@@ -277,7 +87,7 @@ def bench_scene(out, size, paper):
         return path
     path = os.path.join(sdir, 'scene.h5')
     if not os.path.exists(path):
-        synthetic.synth_scene(sdir, size, shift=1.0, seed=0)
+        product.synth_scene(sdir, size, shift=1.0, seed=0)
     return path
 
 
@@ -351,7 +161,7 @@ def patchwise(models, c, path, pout, size, tiles, dev):
 
 def stack_bench(args):
     """Stack a full-size synthetic Sentinel-2 product (tiled from a smaller scene) with a DEM in
-    EPSG:4326, with `python scene.py stack` in a child process: seconds and peak memory."""
+    EPSG:4326, with `python -m mapping stack` in a child process: seconds and peak memory."""
     if args.size % 6:
         raise SystemExit('error: --size must be a multiple of 6 (the 60 m bands)')
     folder = os.path.join(args.out, f'{args.level}-{args.size}')
@@ -384,7 +194,6 @@ def pair_child(after, product, dem, out):
     """The before half of a pair: product stacked onto the after stack's grid, two maps made
     from the stacks (NDVI under 0.3: landslide), dated by change.classify and written, as
     predict.py --before does with the networks' maps. Prints the seconds of each step."""
-    import change, polygons, sentinel2                  # noqa: E401
     from rasterio.windows import Window
     a = S.Scene(after)
     grid = dict(crs=a.crs, transform=a.transform, width=a.W, height=a.H)
@@ -430,20 +239,46 @@ def write_big_product(folder, size, level, clouds=0.3):
     def put(rel, data, res):                      # tiled to the full size at its resolution
         n = size // (res // 10)
         data = np.tile(data, (1,) * (data.ndim - 2) + (reps, reps))[..., :n, :n]
-        synthetic_s2.write_raster(os.path.join(granule, rel), data, res, 'EPSG:32645', origin)
+        product.write_raster(os.path.join(granule, rel), data, res, 'EPSG:32645', origin)
         print(f'{os.path.basename(rel)} written', flush=True)
-    for res, bands in synthetic_s2.band_files(level).items():
+    for res, bands in product.band_files(level).items():
         for band in bands:
             sub = f'R{res}m/' if level == 'L2A' else ''
             put(f'IMG_DATA/{sub}T45RUL_{band}_{res}m.jp2',
-                synthetic_s2.band_dn(refl, band, res, -1000.0), res)
+                product.band_dn(refl, band, res, -1000.0), res)
     if level == 'L2A':
         for res in (20, 60):
             put(f'IMG_DATA/R{res}m/T45RUL_SCL_{res}m.jp2',
                 sky.scene_classification(sk, img[..., :12], cover, none, res // 10), res)
     put('QI_DATA/MSK_CLASSI_B00.jp2', sky.classi(sk, none), 60)
-    meta = synthetic_s2.metadata(level, '04.00', -1000.0)
+    meta = product.metadata(level, '04.00', -1000.0)
     open(os.path.join(folder, 'product.SAFE', f'MTD_MSI{level}.xml'), 'w').write(meta)
     dem = np.tile(img[..., 13], (reps, reps))[:size, :size]
-    synthetic_s2.write_dem(os.path.join(folder, 'dem.tif'), dem, 'EPSG:32645',
+    product.write_dem(os.path.join(folder, 'dem.tif'), dem, 'EPSG:32645',
                            from_origin(*origin, 10.0, 10.0))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    sc = sub.add_parser('map', help='whole-scene mapping: seconds, tiles/s, peak memory, F1')
+    sc.add_argument('--run', default='runs/demo', help='a trained run [default: runs/demo]')
+    sc.add_argument('--sizes', type=int, nargs='+', default=[2048, 4096])
+    sc.add_argument('--overlap', type=int, default=32)
+    sc.add_argument('--paper', action='store_true',
+                    help='untrained width-64, scale-4 networks (timing only)')
+    sc.add_argument('--out', default='runs/bench-scene')
+    st = sub.add_parser('stack', help='stack a synthetic Sentinel-2 product: seconds, memory')
+    st.add_argument('--size', type=int, default=10980,
+                    help='10 m pixels per side [default: 10980, a full tile]')
+    st.add_argument('--level', choices=['L2A', 'L1C'], default='L2A')
+    st.add_argument('--out', default='runs/bench-stack')
+    st.add_argument('--pair', action='store_true',
+                    help='then the same product as a before-date onto its grid, dated (change.py)')
+    args = ap.parse_args(argv)
+    (scene_bench if args.cmd == 'map' else stack_bench)(args)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

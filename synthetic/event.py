@@ -5,7 +5,7 @@ are harvested and hillsides logged (vegetation lost, no landslide) and the event
 landslides, seen only after. The dates differ in season (the vegetation's vigour), sensor gain
 (a few percent, Sentinel-2A against 2B), haze, noise and sky.
 
-    python synthetic.py synth-event runs/event --level L2A [--clouds 0.2] [--before-tile]
+    python -m synthetic event runs/event --level L2A [--clouds 0.2] [--before-tile]
 
 writes OUT/after/ and OUT/before/ (each a product, its scene pre-stacked and sky_truth.tif),
 OUT/dem.tif, OUT/truth.tif (0 none, 1 new landslide, 2 earlier landslide, 3 cleared between the
@@ -16,9 +16,7 @@ import os
 
 import numpy as np
 
-import landscape
-import sky
-import synthetic_s2
+from synthetic import landscape, product, sky
 
 TRUTH = ('none', 'new landslide', 'earlier landslide', 'cleared')
 DATES = dict(before='20240927T050000', after='20241227T050000')
@@ -46,22 +44,22 @@ def synth_event(out, size=768, seed=0, level='L2A', clouds=0.0, before_tile=Fals
         sk = sky.draw(np.random.default_rng([seed, 11 + s]), size, clouds)
         cover, nodata = g['cover'], corner
         where, at, when = os.path.join(out, k), (crs, origin), DATES[k]
-        tile = synthetic_s2.TILE
+        tile = product.TILE
         if k == 'before' and before_tile:
             tile = OTHER_TILE[0]
             img, sk, cover, nodata, at = on_other_tile(img, sk, cover, corner, crs, tr,
                                                        OTHER_TILE[1])
         os.makedirs(where, exist_ok=True)
         seen = (truth == 1) if k == 'after' else None if before_tile else (truth == 2)
-        p = synthetic_s2.write_product(where, img, sk, cover, nodata, level, '04.00', when, *at,
+        p = product.write_product(where, img, sk, cover, nodata, level, '04.00', when, *at,
                                        tile=tile, mask=None if seen is None else
                                        seen.astype(np.uint8))
         paths[k] = p['product']
-        synthetic_s2.write_mask(os.path.join(where, 'sky_truth.tif'), sky.truth(sk), at[0],
+        product.write_mask(os.path.join(where, 'sky_truth.tif'), sky.truth(sk), at[0],
                                 from_origin(*at[1], 10.0, 10.0))
-    paths['dem'] = synthetic_s2.write_dem(os.path.join(out, 'dem.tif'), g['dem'], crs, tr)
-    paths['truth'] = synthetic_s2.write_mask(os.path.join(out, 'truth.tif'), truth, crs, tr)
-    paths['truth_new'] = synthetic_s2.write_mask(os.path.join(out, 'truth_new.tif'),
+    paths['dem'] = product.write_dem(os.path.join(out, 'dem.tif'), g['dem'], crs, tr)
+    paths['truth'] = product.write_mask(os.path.join(out, 'truth.tif'), truth, crs, tr)
+    paths['truth_new'] = product.write_mask(os.path.join(out, 'truth_new.tif'),
                                                  (truth == 1).astype(np.uint8), crs, tr)
     return paths
 

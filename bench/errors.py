@@ -3,25 +3,23 @@
 outcrops are), or far from any on gentle ground (fields, river bars); and missed landslide pixels.
 Of the far, steep ones, those on rock outcrops: the generator draws each benchmark dataset again
 with its cover map (checked against the stored masks). Reads the target masks of finished
-`bench.py refinement` runs; target labels serve this report only. Also counts the round-0
+`python -m bench.refinement` runs; target labels serve this report only. Also counts the round-0
 pseudo-labels that mark background as landslide.
 
-    python docs/where_errors.py [runs/refinement] [--arms default control] [--round 2]
+    python -m bench.errors [runs/refinement] [--arms default control] [--round 2]
 """
 import argparse
 import glob
 import os
-import sys
 
 import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-import bench                                            # noqa: E402  (the benchmark's datasets)
-import landslide as L                                   # noqa: E402  (the repository root's reader)
-import synthetic                                        # noqa: E402
+import landslide as L
+from bench import refinement
+from synthetic import landscape
 
 
 def where(pred, truth, slope, rock):
@@ -43,16 +41,16 @@ def outcrops(tag, truth):
     truth: uint8 [N, H, W], the stored masks. -> bool [N, H, W], or None where the draws do not
     give back the stored masks (a dataset the benchmark did not write)"""
     seed = int(tag.rsplit('-seed', 1)[1])
-    opts = next((o for bname, o, *_ in bench.BENCHMARKS
-                 if bench.bench_tag(bname, seed) == tag), None)
+    opts = next((o for bname, o, *_ in refinement.BENCHMARKS
+                 if refinement.bench_tag(bname, seed) == tag), None)
     if opts is None:
         return None
-    kw = bench.bench_data(opts, seed)
-    drawn = list(synthetic.split_patches('test', len(truth), kw['shift'], kw['seed'],
+    kw = refinement.bench_data(opts, seed)
+    drawn = list(landscape.split_patches('test', len(truth), kw['shift'], kw['seed'],
                                          kw.get('kind', 'all'), True))
     if not np.array_equal(np.stack([d[1] for d in drawn]), truth):
         return None
-    return np.stack([d[2] for d in drawn]) == synthetic.COVER.index('rock')
+    return np.stack([d[2] for d in drawn]) == landscape.COVER.index('rock')
 
 
 def main():

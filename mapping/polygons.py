@@ -1,5 +1,5 @@
-"""Landslides as polygons, and a map checked against an inventory. predict.py calls these after
-mapping a scene:
+"""Landslides as polygons, and a map checked against an inventory. predict.py calls trace_scene
+after mapping a scene:
 
 - landslide_polygons: one polygon per connected landslide of the mask (4-connected pixels, so
   that every ring is simple), traced by rasterio.features.shapes, in WGS 84 longitude/latitude
@@ -12,11 +12,12 @@ Needs rasterio (pip install -r requirements-geo.txt).
 """
 import json
 import math
+import os
 
 import numpy as np
 
 import landslide as L
-import scene as S
+from mapping import scene as S
 
 EARTH_RADIUS = 6_371_008.8                      # mean radius, m (for areas in a geographic CRS)
 
@@ -180,3 +181,64 @@ def inventory_check(mask, truth, transform=None, found=None):
                    missed=len(t_shapes) - int((found > 0).sum()), predicted=len(p_shapes),
                    false=len(p_shapes) - int((hit > 0).sum()))
     return dict(pixels=pix, objects=objects, true_not_analysed=int((truth & (mask == 254)).sum()))
+
+
+# ----------------------------------------------------------------------------- a mapped scene
+
+def trace_scene(sc, out, min_area, truth, log, change=False):
+    """A mapped scene's landslides as polygons (<name>_landslides.geojson; for a change map each
+    with its status, traced status by status), the not-analysed area as polygons and, with a true
+    mask, the metrics (of the new landslides for a change map).
+    -> (what summary.json adds, what metrics.json records or None)"""
+    try:
+        L.rasterio_for(sc.path)
+    except L.DataError:
+        log(f'{sc.name}: no polygons: they need rasterio ({L.GEO_INSTALL})')
+        return {}, None
+    ext = {'tif': '.tif', 'h5': '.h5', 'npy': '.npy'}[sc.fmt]
+    mask = S.read_output(os.path.join(out, f'{sc.name}_landslide{ext}'), 'landslide')
+    added, new = {}, None                          # class 1 traced once, for both uses
+    if sc.crs is None:
+        log(f'{sc.name}: no polygons: the scene has no CRS (a GeoTIFF has one)')
+    else:
+        prob = S.read_output(os.path.join(out, f'{sc.name}_probability{ext}'), 'probability')
+        added, new = write_scene_polygons(sc, out, mask, prob, min_area, change)
+    if not truth:
+        return added, None
+    m = inventory_check(mask, read_truth(truth, sc.H, sc.W), sc.transform,
+                        new or components(mask == 1, sc.transform))
+    p, o = m['pixels'], m['objects']
+    log(f"{sc.name} against {truth}: precision {p['precision']:.4f} recall {p['recall']:.4f} "
+        f"F1 {p['f1']:.4f} IoU {p['iou']:.4f}; landslides found {o['found']}/{o['true']}, "
+        f"false {o['false']}/{o['predicted']}" + (' (new landslides)' if change else ''))
+    return added, {'truth': os.path.abspath(truth), **m}
+
+
+def write_scene_polygons(sc, out, mask, prob, min_area, change):
+    """The polygons of trace_scene, written. -> (what summary.json adds, the new landslides'
+    components)"""
+    statuses = {1: 'new', 2: 'before', 3: 'unseen before'} if change else {1: None}
+    feats, areas, new = [], {}, None
+    for v, status in statuses.items():            # one status's labels at a time (a full
+        found = components(mask == v, sc.transform)    # tile's are 0.5 GB each)
+        new = found if v == 1 else new
+        extra = (lambda k, s=status: {'status': s}) if status else None
+        fc, areas[status] = landslide_polygons(mask, prob, sc.transform, sc.crs, min_area,
+                                               found, extra)
+        feats += fc['features']
+        del found
+    for i, f in enumerate(feats, 1):
+        f['properties']['id'] = i
+    gname = f'{sc.name}_landslides.geojson'
+    write_geojson(os.path.join(out, gname), {'type': 'FeatureCollection', 'features': feats})
+    added = dict(landslides=len(feats), landslides_m2=sum(a or 0 for a in areas.values()),
+                 min_area_m2=min_area, geojson=gname)
+    if change:
+        added['by_status'] = {s: dict(landslides=sum(f['properties']['status'] == s
+                                                     for f in feats), m2=areas[s])
+                              for s in statuses.values()}
+    if (mask == 254).any():
+        uname = f'{sc.name}_not_analysed.geojson'
+        write_geojson(os.path.join(out, uname), not_analysed_polygons(mask, sc.transform, sc.crs))
+        added['not_analysed_geojson'] = uname
+    return added, new

@@ -1,0 +1,97 @@
+"""The benchmarks' own logic, checked without training: the refinement table's goals, a table
+from finished runs, arms sharing round 0, refusals; and the GPU check's every part on the CPU.
+
+    python -m pytest -q bench
+"""
+import json
+import os
+
+import pytest
+
+import landslide as L
+from bench import gpu, refinement
+from models import MODELS
+
+
+def test_gpu_check_dry_mode_runs_every_part(tmp_path, capsys):
+    rows = dict(gpu.main(['--dry', '--repeats', '1', '--budget', '0', '--json', str(tmp_path / 'g.json')]))
+    assert rows['demo run: submission'] == 'valid'
+    assert float(rows['Lovász + OHEM vs CPU, largest relative error (values, gradients)']) < 1e-5
+    for net in MODELS:
+        assert 'img/s' in ' '.join(k for k in rows if k.startswith(net))
+        assert rows[f'{net} ours, compiled'].startswith('skipped')
+    assert any(k.startswith('paper recipe projected (ours;') for k in rows)
+    figures = json.load(open(tmp_path / 'g.json'))
+    assert figures['rows'][0][0] == 'demo run: submission' and figures['recipe_minutes'] > 0
+    assert '| check | result |' in capsys.readouterr().out
+
+
+def test_refinement_goals_are_checked_on_the_means():
+    res = {'shift': {'default': [{'f1': [0.70, 0.69, 0.80]}, {'f1': [0.70, 0.66, 0.76]}],
+                     'control': [{'f1': [0.70, 0.75, 0.77]}] * 2}}
+    table = refinement.refinement_table(res)
+    assert '| shift | default | 70.0 ± 0.0 | 67.5 ± 2.1 | 78.0 ± 2.8 | 2 |' in table
+    assert 'largest fall between rounds 2.5 → MISSED' in table           # 70.0 → 67.5
+    assert 'worst seed round 0 → last +6.0 → met' in table
+    assert 'gain +8.0, over the control +1.0 → met' in table
+    res['shift']['control'] = [{'f1': [0.70, 0.75, 0.79]}] * 2
+    res['shift']['default'][1]['f1'][1] = 0.72                          # means 70.0, 70.5, 78.0
+    table = refinement.refinement_table(res)
+    assert 'no fall between rounds (smallest rise 0.5) → met' in table
+    assert 'over the control -1.0 → MISSED' in table
+
+
+def test_refinement_table_only_reads_finished_runs_in_the_order_asked(tmp_path, monkeypatch):
+    monkeypatch.setattr(refinement.refine, 'main', lambda argv: pytest.fail('table_only must not train'))
+
+    def run(arm, seed, f1s):
+        rounds = [{'target': {'f1': f}, 'pseudo': {}} for f in f1s]
+        (tmp_path / f'{arm}-shift10-seed{seed}').mkdir()
+        L.write_json(str(tmp_path / f'{arm}-shift10-seed{seed}' / 'metrics.json'),
+                     {'rounds': rounds, 'source_share': 0.02})
+    for seed in (0, 1):
+        run('default', seed, [0.5, 0.6, 0.7])
+        run('control', seed, [0.5, 0.65, 0.75 + 0.01 * seed])
+    run('paperrule', 0, [0.5, 0.4])                                     # interrupted after round 1
+    refinement.refinement(str(tmp_path), only=['shift 1.0'], seed_list=[0, 1], arms=['control', 'paper rule',
+                     'default'], table_only=True)
+    res = json.load(open(tmp_path / 'refinement.json'))['results']['shift 1.0']
+    assert list(res) == ['control', 'default']                         # no paper rule: unfinished
+    assert [s['f1'][-1] for s in res['control']] == [0.75, 0.76]
+    assert 'over the control -5.5' in (tmp_path / 'refinement.md').read_text()
+    refinement.refinement(str(tmp_path), only=['shift 1.0'], seed_list=[0], arms=['paper rule'],
+                     flags=['--rounds', '1'], table_only=True)                # rounds the flags ask for
+    assert json.load(open(tmp_path / 'refinement.json'))['results']['shift 1.0']['paper rule'][0]['f1'] == [0.5, 0.4]
+    L.write_json(str(tmp_path / 'control-shift10-seed1' / 'config.json'), vars(refinement.refine.parse_args(
+        ['--data', str(tmp_path / 'data-shift10-seed1'), '--width', '16'])))      # made with other flags
+    with pytest.raises(L.DataError, match='control-shift10-seed1'):
+        refinement.refinement(str(tmp_path), only=['shift 1.0'], seed_list=[1], arms=['control'], table_only=True)
+
+
+def test_refinement_arms_share_round0_without_the_default(tmp_path, monkeypatch):
+    trained = []
+    def fake_main(argv):                       # round 0 trained only where no networks were copied in
+        run = argv[argv.index('--out') + 1]
+        net = os.path.join(run, 'round0', 'unet.pt')
+        if not os.path.exists(net):
+            trained.append(os.path.basename(run))
+            os.makedirs(os.path.dirname(net), exist_ok=True)
+            open(net, 'w').write(run)
+        L.write_json(os.path.join(run, 'metrics.json'), {'source_share': 0.02, 'rounds': [
+            {'target': {'f1': 0.5}, 'pseudo': {}} for _ in range(3)]})
+        return 0
+    monkeypatch.setattr(refinement, 'synth_once', lambda path, **kw: None)
+    monkeypatch.setattr(refinement.refine, 'main', fake_main)
+    monkeypatch.setattr(refinement, 'finished', lambda run, argv: None)
+    refinement.refinement(str(tmp_path), only=['shift 1.0'], seed_list=[0], arms=['grow', 'control'])
+    assert trained == ['grow-shift10-seed0']
+    assert (tmp_path / 'control-shift10-seed0/round0/unet.pt').read_text().endswith('grow-shift10-seed0')
+
+
+def test_refinement_refuses_unknown_arms_and_empty_tables(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:                               # argparse names the choices
+        refinement.main(['--out', str(tmp_path), '--arms', 'default', 'paperrule'])
+    assert e.value.code == 2 and "invalid choice: 'paperrule'" in capsys.readouterr().err
+    assert refinement.main(['--out', str(tmp_path), '--table-only']) == 2
+    assert 'no finished run' in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []                                  # nothing written

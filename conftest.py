@@ -12,7 +12,7 @@ import refine
 from synthetic import landscape
 
 TINY = ['--demo', '--width', '4', '--scale', '2', '--steps', '3', '--batch-size', '4',
-        '--evals', '1', '--device', 'cpu']
+        '--device', 'cpu']
 
 
 @pytest.fixture(scope='session')

@@ -163,17 +163,21 @@ def band_stats(paths):
     return r | {'n': len(paths)}
 
 
-def load_images(paths, stats):
+def load_images(paths, stats, with_seen=False):
     """Read and normalize a split with the given statistics; NaN/Inf become 0, i.e. the band's
-    mean. -> float16 tensor [N, 14, 128, 128] (2 bytes a value: the real data fit in 2.2 GB)."""
+    mean. -> float16 tensor [N, 14, 128, 128] (2 bytes a value: the real data fit in 2.2 GB);
+    with_seen, also bool [N, 128, 128]: the pixels finite in every band (a patch cut from a
+    cloudy scene holds NaN where it was not analysed: mapping/patches.py)."""
     mean = np.asarray(stats['mean'], np.float32)
     std = np.asarray(stats['std'], np.float32)
     out = torch.empty(len(paths), BANDS, SIZE, SIZE, dtype=torch.float16)
+    seen = torch.empty(len(paths), SIZE, SIZE, dtype=torch.bool)
     for i, p in enumerate(paths):
         x = (read_image(p) - mean) / std
+        seen[i] = torch.from_numpy(np.isfinite(x).all(-1))
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         out[i] = torch.from_numpy(x.transpose(2, 0, 1).copy())
-    return out
+    return (out, seen) if with_seen else out
 
 
 def load_masks(paths):

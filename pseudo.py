@@ -82,21 +82,30 @@ def guarded_labels(prob, portion, share):
 RULES = ('guarded', 'balanced', 'grow', 'threshold', 'none')    # --pseudo's choices
 
 
-def make(prob, rnd, c, source_share):
+def make(prob, rnd, c, source_share, seen=None):
     """This round's pseudo-labels by the rule c.pseudo. The class-balanced share of each class
     grows each round (CBST's schedule). 'none' ignores every pixel: the target patches still fill
     their share of each batch, but no loss counts them (an ablation: what the labels add over
-    the batches they come in). -> (labels uint8 [N, H, W], a line for the log or None)"""
+    the batches they come in). seen: bool [N, H, W] or None, the pixels with data in every band;
+    the others (under a cloud, no data) are never labelled and no rule counts them.
+    -> (labels uint8 [N, H, W], a line for the log or None)"""
     portion = min(0.5, c.portion + c.portion_step * rnd)
+    if seen is not None:                          # NaN: never >= or > anything, never chosen
+        prob = prob.masked_fill(~seen, float('nan'))
+    note = None
     if c.pseudo == 'guarded':
-        return guarded_labels(prob, portion, source_share)
-    if c.pseudo == 'balanced':
-        return balanced_labels(prob, portion), None
-    if c.pseudo == 'grow':
-        return grown_labels(prob, portion), None
-    if c.pseudo == 'threshold':
-        return threshold_labels(prob, c.threshold, c.ignore_uncertain), None
-    return torch.full(prob.shape, L.IGNORE, dtype=torch.uint8), None
+        y, note = guarded_labels(prob, portion, source_share)
+    elif c.pseudo == 'balanced':
+        y = balanced_labels(prob, portion)
+    elif c.pseudo == 'grow':
+        y = grown_labels(prob, portion)
+    elif c.pseudo == 'threshold':
+        y = threshold_labels(prob, c.threshold, c.ignore_uncertain)
+    else:
+        y = torch.full(prob.shape, L.IGNORE, dtype=torch.uint8)
+    if seen is not None:
+        y[~seen] = L.IGNORE
+    return y, note
 
 
 def signs(new, prev, prob, own, source_share, truth=None):

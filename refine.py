@@ -37,7 +37,8 @@ from report import write_report
 
 # ----------------------------------------------------------------------------- defaults
 DEFAULTS = dict(
-    data=None, out=None, target='test', rounds=3,     # baseline round 0 + 3 refinement rounds
+    data=None, out=None, target='test', target_data=None,   # target: a split of --data
+    rounds=3,                                         # baseline round 0 + 3 refinement rounds
     models='unet,resunet,attunet', width=64,          # the three-network ensemble
     scale=4, batch_size=16, epochs=20, steps=0,       # 128 -> 512; steps 0: use epochs
     lr=1e-3, weight_decay=1e-4, colour=0.1,           # AdamW, poly decay; colour perturbation
@@ -68,6 +69,8 @@ def parse_args(argv=None):
     a('--data', help='Landslide4Sense root (holds TrainData/ and ValidData/ or TestData/)')
     a('--out', help='run folder (default runs/<timestamp>); rerun with the same --out to resume')
     a('--target', choices=['test', 'valid'], help='target split to pseudo-label and predict')
+    a('--target-data', help='the Landslide4Sense root that holds the --target split [default: '
+      '--data]; e.g. patches of your own imagery (python -m mapping patches)')
     a('--rounds', type=int, help='refinement rounds after the baseline round 0')
     a('--models', help=f"comma-separated networks from {', '.join(MODELS)}")
     a('--width', type=int, help='base width of every network')
@@ -92,7 +95,6 @@ def parse_args(argv=None):
       help='predict the target with BatchNorm statistics estimated on the target (AdaBN)')
     a('--target-cap', type=float, help='target patches fill batches by count, up to this share')
     a('--holdout', type=float, help='share of source patches held out for model selection')
-    a('--evals', type=int, help='held-out evaluations per training (the best one is kept)')
     a('--no-separate-norm', dest='separate_norm', action='store_false', default=None,
       help='normalize every domain with the source statistics (ablation)')
     a('--device', choices=['auto', 'cpu', 'cuda'])
@@ -124,7 +126,7 @@ def check_args(c):
         (c.scale < 1, f'--scale must be a positive integer, got {c.scale}'),
         (c.width < 1 or c.batch_size < 2, '--width must be >= 1 and --batch-size >= 2'),
         (c.steps < 0 or c.epochs < 1 or c.evals < 1,
-         '--steps must be >= 0, --epochs and --evals >= 1'),
+         '--steps must be >= 0 and --epochs >= 1'),
         (not c.lr > 0, f'--lr must be positive, got {c.lr}'),
         (not 0 <= c.holdout < 1, f'--holdout must be in [0, 1), got {c.holdout}'),
         (not 0 <= c.target_cap <= 1, f'--target-cap must be in [0, 1], got {c.target_cap}'),
@@ -327,7 +329,7 @@ def run(c, make_demo_data=None):
             entry, new = finish_round(rnd, models, f1s, D, c, info, prev, log)
             metrics['rounds'].append(entry)
             L.write_json(os.path.join(c.out, 'metrics.json'), metrics)
-            write_report(c.out, c.data, c.target, rnd)
+            write_report(c.out, c.target_data or c.data, c.target, rnd)
         labels, prev = dist_.share(new, (len(D['xt']), L.SIZE, L.SIZE), info['dev']), new
     if dist_.rank() == 0:
         finish_run(metrics, c, info)
@@ -368,10 +370,11 @@ def finish_round(rnd, models, f1s, D, c, info, prev, log):
     dev, src_share = info['dev'], info['source_share']
     entry = {'round': rnd, 'models': {n: {'holdout_f1': f} for n, f in f1s.items()},
              'holdout': holdout_scores(models, D, c, dev)}
+    seen = D['vt']                                    # None: every target pixel has data
     if c.adabn:
-        models = adapt_bn(models, [D['xt']], c, dev)
+        models = adapt_bn(models, [D['xt'] if seen is None else (D['xt'], seen)], c, dev)
     prob, own = predict(models, D['xt'], c, dev, each=True)
-    new, note = pseudo.make(prob, rnd, c, src_share)
+    new, note = pseudo.make(prob, rnd, c, src_share, seen)
     masks = (prob >= 0.5).to(torch.uint8)
     entry['target'] = L.scores(*L.confusion(masks, D['yt'])) if D['yt'] is not None else None
     entry['pseudo'] = pseudo.signs(new, prev, prob, own, src_share, D['yt'])

@@ -295,5 +295,5 @@ if __name__ == '__main__':
     run = sys.argv[1]
     cfg = json.load(open(os.path.join(run, 'config.json')))
     m = json.load(open(os.path.join(run, 'metrics.json')))
-    write_report(run, cfg['data'], cfg['target'], len(m['rounds']) - 1)
+    write_report(run, cfg.get('target_data') or cfg['data'], cfg['target'], len(m['rounds']) - 1)
     print(f"wrote {os.path.join(run, 'report.md')}")

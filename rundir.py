@@ -22,7 +22,8 @@ RESUMABLE = ('out', 'rounds', 'device', 'log_every', 'force', 'demo', 'paper_rul
 def check_out(c):
     """--out must not lie inside --data and must be creatable; an --out made by another command
     is refused unless --force."""
-    L.check_out_folder(c.out, [('--data', c.data)], 'run folder')
+    inputs = [('--data', c.data)] + ([('--target-data', c.target_data)] if c.target_data else [])
+    L.check_out_folder(c.out, inputs, 'run folder')
     cpath = os.path.join(c.out, 'config.json')
     if os.path.exists(cpath) and not c.force:
         old, new = json.load(open(cpath)), vars(c)
@@ -63,15 +64,16 @@ def prepare(c, make_demo_data=None):
             print(f'writing a synthetic dataset to {c.data}')
             make_demo_data(c.data, c.seed)
         dist_.barrier()
-    if not os.path.isdir(c.data):
-        raise L.DataError(f'{c.data}: --data folder not found')
-    c.data = os.path.abspath(c.data)
+    for flag, folder in (('--data', c.data), ('--target-data', c.target_data)):
+        if folder is not None and not os.path.isdir(folder):
+            raise L.DataError(f'{folder}: {flag} folder not found')
+    c.data, c.target_data = (p and os.path.abspath(p) for p in (c.data, c.target_data))
     check_out(c)
     _, ip_s, mp_s = L.check_split(c.data, 'train')
     if mp_s is None:
         mdir = os.path.join(c.data, 'TrainData', 'mask')
         raise L.DataError(f'{mdir}: folder not found (training needs masks)')
-    _, ip_t, mp_t = L.check_split(c.data, c.target)
+    _, ip_t, mp_t = L.check_split(c.target_data or c.data, c.target)
     stats = band_statistics(c, {'train': ip_s, c.target: ip_t}, rank)
     if rank == 0:
         start_run_folder(c, stats)
@@ -102,7 +104,8 @@ def band_statistics(c, paths, rank):
             stats[split] = L.band_stats(ps)
         if stats[split]['nonfinite'] and rank == 0:
             print(f"warning: {name} holds {stats[split]['nonfinite']} NaN/Inf values; each is "
-                  f"filled with its band's mean over the split")
+                  f"filled with its band's mean over the split, and a target pixel that holds "
+                  f"one is never pseudo-labelled")
     return stats
 
 
@@ -126,12 +129,14 @@ def start_run_folder(c, stats):
 def load_data(c, ip_s, mp_s, ip_t, mp_t, stats, dev):
     """Source and target, each normalized with its own statistics (the source's for both with
     --no-separate-norm), resident on the device, and the source hold-out.
-    -> dict xs, ys, xt, yt (None without target masks), train_idx, xh, yh"""
+    -> dict xs, ys, xt, yt (None without target masks), vt (bool [N_t, 128, 128], the target
+    pixels finite in every band; None when all are), train_idx, xh, yh"""
     t_stats = stats[c.target] if c.separate_norm else stats['train']
     perm = torch.randperm(len(ip_s), generator=torch.Generator().manual_seed(c.seed))
     n_hold = int(round(c.holdout * len(ip_s)))
+    xt, vt = L.load_images(ip_t, t_stats, with_seen=True)
     D = dict(xs=L.load_images(ip_s, stats['train']).to(dev), ys=L.load_masks(mp_s).to(dev),
-             xt=L.load_images(ip_t, t_stats).to(dev), yt=L.load_masks(mp_t),
+             xt=xt.to(dev), yt=L.load_masks(mp_t), vt=None if vt.all() else vt,
              train_idx=perm[n_hold:].sort().values, xh=None, yh=None)
     if n_hold:                                        # the source hold-out, sliced out once
         hold = perm[:n_hold].sort().values.to(dev)

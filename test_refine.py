@@ -184,6 +184,33 @@ def test_target_labels_never_steer_training(tiny, tmp_path):
     assert json.load(open(tmp_path / 'b/metrics.json'))['rounds'][1]['target'] is None
 
 
+def test_target_data_takes_the_target_from_another_root_and_never_labels_what_it_cannot_see(
+        tiny, tmp_path):
+    """--target-data: the same split in another root gives the same run; a split whose patches
+    hold NaN (not analysed, as mapping/patches.py writes them) leaves those pixels ignored."""
+    other = tmp_path / 'other'
+    shutil.copytree(os.path.join(tiny, 'TestData'), other / 'TestData')
+    assert run_refine(tiny, tmp_path / 'a', '--models', 'unet') == 0
+    assert run_refine(tiny, tmp_path / 'b', '--models', 'unet', '--target-data', str(other)) == 0
+    assert tree_digest(tmp_path / 'a/round1/pseudo') == tree_digest(tmp_path / 'b/round1/pseudo')
+    sa, sb = (torch.load(tmp_path / f'{r}/round1/unet.pt', weights_only=True)['state_dict']
+              for r in 'ab')
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    for f in os.listdir(other / 'TestData' / 'img'):            # a cloud over every left half
+        p = other / 'TestData' / 'img' / f
+        img = L.read_image(str(p))
+        img[:, :64, :12] = np.nan
+        with h5py.File(p, 'w') as h:
+            h.create_dataset('img', data=img)
+    assert run_refine(tiny, tmp_path / 'c', '--models', 'unet', '--target-data', str(other)) == 0
+    for r in (0, 1):
+        for f in os.listdir(tmp_path / f'c/round{r}/pseudo'):
+            with h5py.File(tmp_path / f'c/round{r}/pseudo' / f) as h:
+                y = h['mask'][()]
+            assert (y[:, :64] == L.IGNORE).all() and (y[:, 64:] != L.IGNORE).any()
+    assert run_refine(tiny, tmp_path / 'd', '--target-data', str(tmp_path / 'none')) == 2
+
+
 # ----------------------------------------------------------------------------- bad input
 
 def copy_data(tiny, tmp_path):

@@ -8,11 +8,13 @@ competition's mean-divided values all work.
     python predict.py --run runs/demo --data DIR --split test --out OUT        # patches
     python predict.py --run runs/demo --scene a.tif b.h5 c.npy --out OUT       # whole scenes
     python predict.py --run RUN --s2 S2B_MSIL2A_...zip --dem dem.tif --out OUT  # Sentinel-2
+    python predict.py --run RUN --s2 ... --dem dem.tif --out OUT --adapt     # refined to it first
     torchrun --nproc_per_node 4 predict.py --run RUN --scene ... --out OUT     # a share each
 
 Scenes are mapped tile by tile (mapping/tiles.py); a Sentinel-2 product and a DEM are stacked
 into one first (mapping/sentinel2.py). Each mapped scene also gets its landslides as polygons,
-and with --truth its metrics against a true mask (mapping/polygons.py).
+and with --truth its metrics against a true mask (mapping/polygons.py). With --adapt the run is
+first refined with the imagery being mapped as its target domain (paper §2.3; mapping/adapt.py).
 """
 import argparse
 import fcntl
@@ -20,15 +22,17 @@ import json
 import os
 import re
 import sys
+import time
 
 import torch
 
 import landslide as L
 import refine
 import rundir
-from mapping import change, polygons, scene as S, sentinel2, tiles
+from mapping import adapt, change, polygons, scene as S, sentinel2, tiles
 
-DEFAULTS = dict(overlap=L.SIZE // 4, nodata=None, device='auto', log_every=5.0, cloud_buffer=0)
+DEFAULTS = dict(overlap=L.SIZE // 4, nodata=None, device='auto', log_every=5.0, cloud_buffer=0,
+                adapt_rounds=2, adapt_tiles=1000)
 
 
 # ----------------------------------------------------------------------------- the trained run
@@ -68,22 +72,24 @@ def load_run(run, rnd, dev):
 
 # ----------------------------------------------------------------------------- patches
 
-def predict_patches(models, c, data, split, out, dev):
-    """A Landslide4Sense split, normalized with its own statistics: masks, submission, metrics."""
+def predict_patches(models, c, data, split, out, dev, adapted=None):
+    """A Landslide4Sense split, normalized with its own statistics: masks, submission, metrics
+    (with what summary.json records of an adaptation, adapted)."""
     ids, ip, mp = L.check_split(data, split)
     print(f'separated normalization: {L.SPLITS[split]} is its own domain; band statistics of '
           f'its {len(ip)} patches...')
     stats = L.band_stats(ip)
-    X = L.load_images(ip, stats)
+    X, seen = L.load_images(ip, stats, with_seen=True)
     if c.adabn:                                             # and so are its BatchNorm statistics
-        models = refine.adapt_bn(models, [X], c, dev)
+        models = refine.adapt_bn(models, [X if seen.all() else (X, seen)], c, dev)
     prob = refine.predict(models, X, c, dev)
     masks = (prob >= 0.5).to(torch.uint8)
     os.makedirs(out, exist_ok=True)
     L.write_masks(os.path.join(out, 'masks'), [L.mask_name(p) for p in ip], masks.numpy())
     L.write_zip(os.path.join(out, 'submission.zip'), os.path.join(out, 'masks'))
     metrics = {'split': L.SPLITS[split], 'patches': len(ip), 'nonfinite': stats['nonfinite'],
-               'scores': L.scores(*L.confusion(masks, L.load_masks(mp))) if mp else None}
+               'scores': L.scores(*L.confusion(masks, L.load_masks(mp))) if mp else None,
+               'adapt': adapted}
     L.write_json(os.path.join(out, 'metrics.json'), metrics)
     if metrics['scores']:
         print('precision {precision:.4f}  recall {recall:.4f}  F1 {f1:.4f}  '
@@ -93,12 +99,12 @@ def predict_patches(models, c, data, split, out, dev):
 
 # ----------------------------------------------------------------------------- scenes
 
-def map_scenes(models, c, jobs, out, args, dev, rnd):
+def map_scenes(models, c, jobs, out, args, dev, rnd, opts=None):
     """Every scene of this process's share (all of them without torchrun), a Sentinel-2 product
     stacked first (into <out>/<name>.tif, reused when there), skipping those that a killed run
     already finished; summary.json gets a line per scene, metrics.json one per scene with a
     true mask. jobs: [(name, Scene or product path, true mask path or None, before-date product
-    or None)]"""
+    or None)]; opts: --adapt's settings (adapt_options), or None."""
     rank, world = int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
     os.makedirs(out, exist_ok=True)
     L.sweep(out)
@@ -111,24 +117,20 @@ def map_scenes(models, c, jobs, out, args, dev, rnd):
             continue
         sc = src if isinstance(src, S.Scene) else \
             sentinel2.stacked(src, args.dem, out, name, log, args.cloud_buffer)
-        pair = None
-        if before:                                  # the before-date first, on the after's grid
-            pair = map_before(models, c, before, sc, out, args, dev, log)
-        info = tiles.map_scene(models, c, sc, out, args.overlap, args.nodata, dev, log,
-                                 args.log_every)
+        ens, adapted = (models, c), None
+        if opts:                                    # the scene's own tiles as the target
+            target = adapt.scene_target(args.run, sc.path, os.path.join(out, f'{name}_target'),
+                                        truth, opts['tiles'])
+            arm = os.path.join(out, f"{name}_{'control' if opts['control'] else 'adapted'}")
+            a_models, a_c, adapted = adapted_run(args.run, rnd, target, 'test', arm, opts, dev,
+                                                 log)
+            ens = (a_models, a_c)
+        info = map_one(ens, sc, truth, before, out, args, dev, log)
         info.update(run=os.path.abspath(args.run), round=rnd, overlap=args.overlap,
-                    scale=c.scale, models=c.models, nodata=args.nodata, threshold=0.5)
+                    scale=c.scale, models=c.models, nodata=args.nodata, threshold=0.5,
+                    adapt=adapted)
         if not isinstance(src, S.Scene):
             info['product'] = os.path.abspath(src)
-        rgb = info.pop('quicklook_rgb')
-        if pair:
-            info['change'] = change.compare(sc, pair[0], out, rgb, args.change_rule, log)
-            info['before'] = pair[1]
-            pair[0].close()
-        traced, metrics = polygons.trace_scene(sc, out, args.min_area, truth, log, bool(pair))
-        info.update(traced)
-        if metrics:
-            add_to(out, 'metrics.json', name, metrics)
         add_to(out, 'summary.json', name, info)
         km2 = ''
         if info['landslide_m2'] is not None:
@@ -138,6 +140,34 @@ def map_scenes(models, c, jobs, out, args, dev, rnd):
         sc.close()
 
 
+def map_one(ens, sc, truth, before, out, args, dev, log):
+    """One scene mapped by the ensemble ens (models, settings): with a before-date, that date
+    first onto the scene's grid, then the two compared; then the polygons and, with a true
+    mask, the metrics (metrics.json). -> what summary.json records of it"""
+    models, c = ens
+    pair = map_before(models, c, before, sc, out, args, dev, log) if before else None
+    info = tiles.map_scene(models, c, sc, out, args.overlap, args.nodata, dev, log,
+                           args.log_every)
+    rgb = info.pop('quicklook_rgb')
+    if pair:
+        info['change'] = change.compare(sc, pair[0], out, rgb, args.change_rule, log)
+        info['before'] = pair[1]
+        pair[0].close()
+    traced, metrics = polygons.trace_scene(sc, out, args.min_area, truth, log, bool(pair))
+    if metrics:
+        add_to(out, 'metrics.json', sc.name, metrics)
+    return info | traced
+
+
+def adapted_run(run, rnd, target_root, split, folder, opts, dev, log=print):
+    """The run refined with target_root's split as its target domain (mapping/adapt.py) into
+    folder, then loaded. -> (models, settings, what summary.json records of the adaptation)"""
+    t0 = time.time()
+    info = adapt.adapt(run, rnd, target_root, split, folder, opts, dev.type, log)
+    models, c, _ = load_run(folder, None, dev)
+    return models, c, info | {'seconds': round(time.time() - t0, 1)}
+
+
 def map_before(models, c, product, after, out, args, dev, log):
     """The before-date stacked onto the after-date's grid and mapped as a domain of its own.
     -> (its Scene, what summary.json records of it)"""
@@ -145,7 +175,7 @@ def map_before(models, c, product, after, out, args, dev, log):
     grid = dict(crs=after.crs, transform=after.transform, width=after.W, height=after.H)
     bsc = sentinel2.stacked(product, args.dem, out, name, log, args.cloud_buffer, grid)
     info = tiles.map_scene(models, c, bsc, out, args.overlap, args.nodata, dev, log,
-                             args.log_every)
+                           args.log_every)
     info.pop('quicklook_rgb')
     return bsc, info | {'product': os.path.abspath(product)}
 
@@ -249,6 +279,19 @@ def parse_args(argv):
     ap.add_argument('--cloud-buffer', type=int, default=DEFAULTS['cloud_buffer'],
                     help='with --s2: 10 m pixels around clouds, cirrus and cloud shadows also '
                     f"left unanalysed [default: {DEFAULTS['cloud_buffer']}]")
+    ap.add_argument('--adapt', action='store_true', help='first refine the run with the imagery '
+                    'being mapped as its target domain (mapping/adapt.py), then map with that')
+    ap.add_argument('--adapt-rounds', type=int, default=DEFAULTS['adapt_rounds'],
+                    help=f"refinement rounds of --adapt [default: {DEFAULTS['adapt_rounds']}]")
+    ap.add_argument('--adapt-tiles', type=int, default=DEFAULTS['adapt_tiles'],
+                    help="at most this many of a scene's 128 x 128 tiles as --adapt's target "
+                    f"[default: {DEFAULTS['adapt_tiles']}]")
+    ap.add_argument('--adapt-steps', type=int,
+                    help="training steps per network and round [default: the run's own]")
+    ap.add_argument('--control', action='store_true', help="with --adapt: the same training on "
+                    'source labels only, no pseudo-label (for benchmarks)')
+    ap.add_argument('--source', help="with --adapt: the run's labelled source (a Landslide4Sense "
+                    'root) when it is no longer where the run recorded it')
     ap.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
     ap.add_argument('--log-every', type=float, default=DEFAULTS['log_every'],
                     help='seconds between progress lines')
@@ -268,8 +311,27 @@ def check_args(args):
         raise L.DataError('--device cuda but no CUDA device is available')
     if args.data is not None and not os.path.isdir(args.data):
         raise L.DataError(f'{args.data}: --data folder not found')
+    if not args.adapt and (args.control or args.source or args.adapt_steps or (
+            args.adapt_rounds, args.adapt_tiles) != (DEFAULTS['adapt_rounds'],
+                                                     DEFAULTS['adapt_tiles'])):
+        raise L.DataError('--adapt-rounds, --adapt-tiles, --adapt-steps, --control and --source '
+                          'go with --adapt')
+    if args.adapt and (args.adapt_rounds < 1 or args.adapt_tiles < 1 or
+                       (args.adapt_steps or 1) < 1):
+        raise L.DataError('--adapt-rounds, --adapt-tiles and --adapt-steps must be positive')
+    if args.adapt and args.data and args.split == 'train':
+        raise L.DataError('--adapt --split train: the run trained on a TrainData; adapt to a '
+                          'valid or test split')
+    if args.adapt and int(os.environ.get('WORLD_SIZE', 1)) > 1:
+        raise L.DataError('--adapt runs in one process (torchrun shares scenes among processes)')
     return [p for p in [args.data, args.dem, args.before, *(args.scene or []),
                         *(args.s2 or []), *(args.truth or [])] if p]
+
+
+def adapt_options(args):
+    """--adapt's settings, the run's source found (or known to be written again). -> dict"""
+    return dict(rounds=args.adapt_rounds, tiles=args.adapt_tiles, steps=args.adapt_steps,
+                control=args.control, source=adapt.source(args.run, args.source))
 
 
 def main(argv=None):
@@ -285,14 +347,20 @@ def main(argv=None):
         dev = torch.device(f'cuda:{local % torch.cuda.device_count()}' if cuda else 'cpu')
         jobs = [] if args.data else scene_jobs(args)    # a bad scene stops us before any work
         models, c, rnd = load_run(args.run, args.round, dev)
+        opts = adapt_options(args) if args.adapt else None     # the source, found before work
         print(f'round {rnd} of {args.run}: {", ".join(c.models)}, scale {c.scale}, on {dev}')
         if args.data:
             if int(os.environ.get('RANK', 0)) == 0:
-                predict_patches(models, c, args.data, args.split, args.out, dev)
+                adapted = None
+                if opts:
+                    arm = 'control' if opts['control'] else 'adapted'
+                    models, c, adapted = adapted_run(args.run, rnd, args.data, args.split,
+                                                     os.path.join(args.out, arm), opts, dev)
+                predict_patches(models, c, args.data, args.split, args.out, dev, adapted)
         else:
             print('separated normalization: each scene is its own domain (its own band '
                   'statistics, no-data left out)')
-            map_scenes(models, c, jobs, args.out, args, dev, rnd)
+            map_scenes(models, c, jobs, args.out, args, dev, rnd, opts)
     except L.DataError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@
     python -m bench.maps clouds [--run runs/demo]     # cloudy products: clouds called landslide,
                                                       # clear land lost, F1 on the clear land
     python -m bench.maps events [--run runs/demo]     # before/after: F1 of the new landslides
+    python -m bench.maps adapt [--run runs/demo]      # --adapt and its control, two shifts
 
 Each maps synthetic products (synthetic/product.py) with predict.py against their truth; a product
 is written once into --out and reused, as are the maps, so an interrupted run resumes.
@@ -73,11 +74,11 @@ def fill_b10(src, dst):
         f.write(x)
 
 
-def product_once(d, size, seed, level, clouds=0.0):
-    """A synthetic product (shift 1.0) in folder d, unless one is there (written aside and
-    renamed). -> dict(product, dem, truth, sky_truth, scene)"""
+def product_once(d, size, seed, level, clouds=0.0, kind='product'):
+    """A synthetic product (shift 1.0 of the domain kind) in folder d, unless one is there
+    (written aside and renamed). -> dict(product, dem, truth, sky_truth, scene)"""
     if not os.path.isdir(d):
-        product.synth_product(d + '.part', size, 1.0, seed, level, clouds=clouds)
+        product.synth_product(d + '.part', size, 1.0, seed, level, clouds=clouds, kind=kind)
         os.replace(d + '.part', d)
     p = {k: os.path.join(d, f'{k}.tif') for k in ('dem', 'truth', 'sky_truth')}
     p['scene'] = os.path.join(d, 'scene.tif')
@@ -194,10 +195,10 @@ def events(run, out, seeds=3, size=768, level='L2A', clouds=0.0):
               for k in ('after', 'before')}
         truth = S.read_output(os.path.join(d, 'truth.tif'), 'mask')
         after_map = S.read_output(os.path.join(maps, f"{sc['after'].name}_landslide.tif"),
-                                        'landslide')
+                                  'landslide')
         single = np.where((after_map >= 1) & (after_map <= 3), 1, after_map).astype(np.uint8)
         before_map = S.read_output(os.path.join(maps, f"{sc['before'].name}_landslide.tif"),
-                                         'landslide')
+                                   'landslide')
         arms = {'single date (the after-date)': single}
         for rule in change.RULES:
             arms[rule] = change.classify(single, before_map, sc['after'], sc['before'], rule)[0]
@@ -248,9 +249,95 @@ def event_table(rows):
              'called new % |', '|---|---|---|---|']
     for arm, v in rows.items():
         m = [np.mean([s[k] for s in v]) for k in ('f1_new', 'earlier_called_new',
-                                                   'cleared_called_new')]
+                                                  'cleared_called_new')]
         lines.append(f'| {arm} | ' + ' | '.join(f'{x:.1f}' for x in m) + ' |')
     return '\n'.join(lines) + '\n'
+
+
+# ----------------------------------------------------------------------------- adapting
+SHIFTS = {'product': 'product', 'strong': 'all'}      # name: synthetic domain kind, shift 1.0
+# the H200's training images/s per network at 512² and its mapping patches/s (docs/speed.md)
+H200 = dict(unet=153.4, resunet=121.9, attunet=132.5, predict=141.0, tile_map_s=119.0)
+
+
+def adapt_bench(run, out, seeds=3, size=768, rounds=3):
+    """Synthetic L2A products at two shifts — the product generator's own (a few percent of
+    sensor gain) and a strong one (the patch benchmarks' shift 1.0) — mapped plainly (the run
+    with AdaBN), with --adapt and with its control (the same training on source labels only),
+    every round of each mapped. Prints and writes the table: F1 against the truth, the
+    label-free signs, the seconds of each adaptation; then the paper-sized projection."""
+    rows = []
+    for shift, kind in SHIFTS.items():
+        for seed in range(seeds):
+            d = os.path.join(out, f'{shift}-seed{seed}')
+            p = product_once(os.path.join(d, 'product'), size, seed, 'L2A', kind=kind)
+            name = sentinel2.open_product(p['product'])['name']
+            s2 = ['--s2', p['product'], '--dem', p['dem']]
+            row = dict(shift=shift, seed=seed,
+                       plain=map_f1(run, s2, p['truth'], os.path.join(d, 'plain'), name))
+            for arm in ('adapt', 'control'):
+                maps = os.path.join(d, arm)
+                flags = ['--adapt', '--adapt-rounds', str(rounds)] + \
+                    (['--control'] if arm == 'control' else [])
+                last = map_f1(run, s2 + flags, p['truth'], maps, name)
+                info = json.load(open(os.path.join(maps, 'summary.json')))[name]['adapt']
+                stack = ['--scene', os.path.join(maps, f'{name}.tif')]
+                row[arm] = [map_f1(info['run'], stack + ['--round', str(r)], p['truth'],
+                                   os.path.join(maps, f'round{r}'), name)
+                            for r in range(1, rounds)] + [last]
+                row[f'{arm}_signs'], row[f'{arm}_s'] = info['signs'], info['seconds']
+            rows.append(row)
+            print(adapt_line(row), flush=True)
+    table = adapt_table(rows, rounds) + projection(rounds) + \
+        f'\nrun {run}; {size} x {size} L2A products; {os.cpu_count()} CPU cores.\n'
+    print('\n' + table)
+    L.write_json(os.path.join(out, 'adapt.json'), rows)
+    L.atomic_write(os.path.join(out, 'adapt.md'), lambda t: open(t, 'w').write(table))
+
+
+def adapt_line(r):
+    """One product's row: F1 plain, each round adapted, each round of the control; the adapted
+    run's label-free signs at its last round; seconds of adaptation."""
+    s = r['adapt_signs'][-1]
+    signs = ' / '.join(f'{100 * v:.2f}' for v in (s['pseudo_positive'], s['changed'],
+                                                  s['agreement']))
+    return (f"| {r['shift']} | {r['seed']} | {r['plain']:.1f} | "
+            + ' → '.join(f'{v:.1f}' for v in r['adapt']) + ' | '
+            + ' → '.join(f'{v:.1f}' for v in r['control'])
+            + f" | {signs} | {r['adapt_s']:.0f} / {r['control_s']:.0f} |")
+
+
+def adapt_table(rows, rounds):
+    """Markdown: every product's line, then the means per shift."""
+    lines = [f'| shift | seed | plain | --adapt, rounds 1 → {rounds} | control, rounds 1 → '
+             f'{rounds} | pseudo+ / changed / agree % (last round) | seconds, adapt / control |',
+             '|---' * 7 + '|'] + [adapt_line(r) for r in rows]
+    for shift in SHIFTS:
+        mine = [r for r in rows if r['shift'] == shift]
+        if not mine:
+            continue
+        mean = {k: np.mean([r[k] for r in mine], 0) for k in ('plain', 'adapt', 'control')}
+        ahead = sum(r['adapt'][-1] > r['control'][-1] for r in mine)
+        lines.append(f"| **{shift}, mean** | {len(mine)} seeds | {mean['plain']:.1f} | "
+                     + ' → '.join(f'{v:.1f}' for v in mean['adapt']) + ' | '
+                     + ' → '.join(f'{v:.1f}' for v in mean['control'])
+                     + f' | --adapt above the control on {ahead} of {len(mine)} | |')
+    return '\n'.join(lines) + '\n'
+
+
+def projection(rounds, tiles=1000, train=3419, steps=300):
+    """The paper's networks adapting to a full tile on one H200, from its measured rates: the
+    run's own length (20 epochs over source and target tiles) and --adapt-steps 300."""
+    own = 20 * -(-(train + tiles) // 16)                      # refine.train_one's count
+    out = []
+    for label, n in ((f'its own length ({own} steps)', own), (f'--adapt-steps {steps}', steps)):
+        train_s = sum(n * 16 / H200[m] for m in ('unet', 'resunet', 'attunet'))
+        looks = (rounds + 1) * 2 * 3 * tiles / H200['predict']   # AdaBN + predicting, per round
+        minutes = (rounds * train_s + looks + H200['tile_map_s']) / 60
+        out.append(f'{label}: {minutes:.0f} min')
+    return ('\nProjected for the paper\'s networks (width 64, scale 4) adapting to a full tile '
+            f'({tiles} tiles, {rounds} rounds) and mapping it on one H200, from its measured '
+            'rates (not measured): ' + '; '.join(out) + '.\n')
 
 
 # ----------------------------------------------------------------------------- command line
@@ -278,9 +365,17 @@ def main(argv=None):
     ev.add_argument('--level', choices=['L2A', 'L1C'], default='L2A')
     ev.add_argument('--clouds', type=float, default=0.0)
     ev.add_argument('--out', default='runs/bench-events')
+    ad = sub.add_parser('adapt', help='--adapt and its control against the plain map, two shifts')
+    ad.add_argument('--run', default='runs/demo', help='a trained run [default: runs/demo]')
+    ad.add_argument('--seeds', type=int, default=3)
+    ad.add_argument('--size', type=int, default=768)
+    ad.add_argument('--rounds', type=int, default=3, help='adaptation rounds, each one mapped')
+    ad.add_argument('--out', default='runs/bench-adapt')
     args = ap.parse_args(argv)
     if args.cmd == 'products':
         products(args.run, args.out, args.seeds, args.size)
+    elif args.cmd == 'adapt':
+        adapt_bench(args.run, args.out, args.seeds, args.size, args.rounds)
     elif args.cmd == 'events':
         events(args.run, args.out, args.seeds, args.size, args.level, args.clouds)
     else:

@@ -1,16 +1,18 @@
 """The mapping application's tools on their own (predict.py does all of it in one command):
 
     python -m mapping stack PRODUCT.SAFE --dem DEM.tif --out scene.tif    # product + DEM -> scene
+    python -m mapping patches scene.tif --out mine [--truth inventory.tif] [--split train]
+    python -m mapping mosaic mine/TestData RUN/round3/masks --out map.tif  # patches -> the map
 """
 import argparse
 import os
 import sys
 
 import landslide as L
-from mapping import clouds, sentinel2
+from mapping import clouds, patches, sentinel2
 
 
-def main(argv=None):
+def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     sub = ap.add_subparsers(dest='cmd', required=True)
     s = sub.add_parser('stack', help='a Sentinel-2 product (.SAFE or .zip) and a DEM -> a scene')
@@ -19,17 +21,57 @@ def main(argv=None):
     s.add_argument('--out', required=True, help='the scene to write (.tif)')
     s.add_argument('--cloud-buffer', type=int, default=0,
                    help='10 m pixels around clouds, cirrus and shadows also left unanalysed')
-    a = ap.parse_args(argv)
+    p = sub.add_parser('patches', help='a scene -> 128 x 128 patches in the Landslide4Sense '
+                       'layout, with an index of their windows')
+    p.add_argument('scene', help='a scene: .tif (a stack, its cloud mask beside it), .h5, .npy')
+    p.add_argument('--out', required=True, help='a Landslide4Sense root; <Split>/ is written')
+    p.add_argument('--split', choices=list(L.SPLITS), default='test', help='[default: test]')
+    p.add_argument('--truth', help="a true mask on the scene's grid: mask_N.h5 beside each patch")
+    p.add_argument('--min-analysed', type=float, default=0.5,
+                   help="a window's least share of analysed pixels [default: 0.5]")
+    p.add_argument('--max-patches', type=int, help='at most this many windows, drawn at random')
+    p.add_argument('--seed', type=int, default=0)
+    m = sub.add_parser('mosaic', help="patch masks put back on the scene's grid")
+    m.add_argument('split', help='a split written by `patches` (holds index.json)')
+    m.add_argument('masks', help='a folder of mask_N.h5 for its patches (a round\'s masks/)')
+    m.add_argument('--out', required=True, help='the raster to write (.tif, or .npy)')
+    return ap.parse_args(argv)
+
+
+def main(argv=None):
+    a = parse_args(argv)
     try:
-        if not a.out.lower().endswith(('.tif', '.tiff')):
-            raise L.DataError(f'{a.out}: the stack is written as GeoTIFF: name it .tif')
-        check_stack_out(a.out, [a.product, a.dem])
-        if not 0 <= a.cloud_buffer <= 60:
-            raise L.DataError(f'--cloud-buffer must be 0 to 60 pixels, got {a.cloud_buffer}')
-        info = sentinel2.stack(a.product, a.dem, a.out, buffer=a.cloud_buffer)
+        if a.cmd == 'stack':
+            return stack(a)
+        if a.cmd == 'patches':
+            if not 0 < a.min_analysed <= 1 or (a.max_patches is not None and a.max_patches < 1):
+                raise L.DataError('--min-analysed must be in (0, 1], --max-patches positive')
+            L.check_out_folder(a.out)
+            idx = patches.cut(a.scene, a.out, a.split, a.truth, a.min_analysed, a.max_patches,
+                              a.seed)
+            print(f"wrote {len(idx['windows'])} patches to "
+                  f"{os.path.join(a.out, L.SPLITS[a.split])} (index.json maps each to its window)")
+            return 0
+        if not a.out.lower().endswith(('.tif', '.tiff', '.npy')):
+            raise L.DataError(f'{a.out}: the mosaic is written as .tif or .npy')
+        L.check_out_folder(os.path.dirname(os.path.abspath(a.out)),
+                           [('the split', a.split), ('the masks', a.masks)])
+        n = patches.mosaic(a.split, a.masks, a.out)
+        print(f'wrote {a.out}: {n} pixels from the patches, 255 elsewhere')
+        return 0
     except L.DataError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
+
+
+def stack(a):
+    """`stack`: a product and a DEM stacked into a scene, alone."""
+    if not a.out.lower().endswith(('.tif', '.tiff')):
+        raise L.DataError(f'{a.out}: the stack is written as GeoTIFF: name it .tif')
+    check_stack_out(a.out, [a.product, a.dem])
+    if not 0 <= a.cloud_buffer <= 60:
+        raise L.DataError(f'--cloud-buffer must be 0 to 60 pixels, got {a.cloud_buffer}')
+    info = sentinel2.stack(a.product, a.dem, a.out, buffer=a.cloud_buffer)
     mask = f", {info['not_analysed']} not analysed ({clouds.sidecar(a.out)})" \
         if info['mask'] else ''
     print(f"wrote {info['path']}: {info['level']}, {info['size'][0]} x {info['size'][1]}, "

@@ -29,7 +29,7 @@ def components(mask, transform):
     from rasterio.transform import Affine
     transform = Affine.identity() if transform is None else transform    # a scene without CRS
     shapes = [geom for geom, _ in features.shapes(mask.astype(np.uint8), mask=mask,
-                                                    connectivity=4, transform=transform)]
+                                                  connectivity=4, transform=transform)]
     labels = np.zeros(mask.shape, np.int32)
     if shapes:
         labels = features.rasterize(((g, k) for k, g in enumerate(shapes, 1)), out_shape=mask.shape,
@@ -140,29 +140,6 @@ def write_geojson(path, fc):
     L.atomic_write(path, lambda t: open(t, 'w').write(json.dumps(fc, separators=(',', ':')) + '\n'))
 
 
-def read_truth(path, H, W):
-    """A true mask on the scene's grid (GeoTIFF, or .npy/.h5 with dataset 'mask'), 1 landslide.
-    -> bool [H, W]"""
-    try:
-        if path.lower().endswith(('.tif', '.tiff')):
-            with L.rasterio_for(path).open(path) as f:
-                m = f.read(1)
-        elif path.lower().endswith('.npy'):
-            m = np.load(path)
-        else:
-            import h5py
-            with h5py.File(path, 'r') as f:
-                m = f['mask'][()]
-    except L.DataError:
-        raise
-    except Exception as e:
-        raise L.DataError(f'{path}: not a readable mask ({e.__class__.__name__})')
-    if m.shape != (H, W):
-        raise L.DataError(f'{path}: the true mask is {m.shape[0]} x {m.shape[1]}, the scene '
-                          f'{H} x {W}: it must lie on the scene\'s grid')
-    return m == 1
-
-
 def inventory_check(mask, truth, transform=None, found=None):
     """mask: uint8 [H, W] (1, 0, 254 not analysed, 255 no data); truth: bool [H, W]. Only the
     analysed pixels count; found: components(mask == 1, transform) when already traced.
@@ -205,7 +182,7 @@ def trace_scene(sc, out, min_area, truth, log, change=False):
         added, new = write_scene_polygons(sc, out, mask, prob, min_area, change)
     if not truth:
         return added, None
-    m = inventory_check(mask, read_truth(truth, sc.H, sc.W), sc.transform,
+    m = inventory_check(mask, S.read_truth(truth, sc.H, sc.W), sc.transform,
                         new or components(mask == 1, sc.transform))
     p, o = m['pixels'], m['objects']
     log(f"{sc.name} against {truth}: precision {p['precision']:.4f} recall {p['recall']:.4f} "

@@ -218,6 +218,28 @@ def category_xml(classes):
             '</PAMRasterBand></PAMDataset>\n')
 
 
+def read_truth(path, H, W):
+    """A true mask on the scene's grid (GeoTIFF, or .npy/.h5 with dataset 'mask'), 1 landslide.
+    -> bool [H, W]"""
+    try:
+        if path.lower().endswith(('.tif', '.tiff')):
+            with L.rasterio_for(path).open(path) as f:
+                m = f.read(1)
+        elif path.lower().endswith('.npy'):
+            m = np.load(path)
+        else:
+            with h5py.File(path, 'r') as f:
+                m = f['mask'][()]
+    except L.DataError:
+        raise
+    except Exception as e:
+        raise L.DataError(f'{path}: not a readable mask ({e.__class__.__name__})')
+    if m.shape != (H, W):
+        raise L.DataError(f'{path}: the true mask is {m.shape[0]} x {m.shape[1]}, the scene '
+                          f'{H} x {W}: it must lie on the scene\'s grid')
+    return m == 1
+
+
 def read_output(path, key):
     """A single-band output written by tiles.map_scene: the mask uint8 [H, W], the
     probability as float16 [H, W] (read in bands of rows: half a float32 copy's memory)"""

@@ -41,6 +41,9 @@ def parse_args(argv):
     s.add_argument('--seed', type=int, default=0)
     s.add_argument('--clouds', type=float, default=0.0,
                    help='share of the scene under cumulus (with their shadows and thin cirrus)')
+    s.add_argument('--shift-kind', choices=['product', 'all'], default='product',
+                   help="product: a product's few-percent sensor gains; all: the patch "
+                   "benchmarks' strong shift (gains, drier cover, higher terrain, older scars)")
     s = sub.add_parser('event', help='a before and an after product of one tile, a DEM and '
                        'the truth of new and earlier landslides')
     s.add_argument('out', help='folder for after/, before/, dem.tif, truth.tif, truth_new.tif')
@@ -67,7 +70,7 @@ def main(argv=None):
         if not 0 <= a.clouds < 1:
             sys.exit('error: --clouds must be in [0, 1)')
         paths = product.synth_product(a.out, a.size, a.shift, a.seed, a.level, a.baseline,
-                                           a.zip, clouds=a.clouds)
+                                      a.zip, clouds=a.clouds, kind=a.shift_kind)
         print('wrote ' + ', '.join(paths.values()))
         return
     if a.cmd == 'event':
@@ -75,7 +78,7 @@ def main(argv=None):
             sys.exit(f'error: --size must be a multiple of 6 and at least {L.SIZE}, '
                      '--clouds in [0, 1)')
         paths = event.synth_event(a.out, a.size, a.seed, a.level, a.clouds,
-                                            a.before_tile)
+                                  a.before_tile)
         print('wrote ' + ', '.join(paths.values()))
         return
     if a.cmd == 'scene':

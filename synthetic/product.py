@@ -26,17 +26,20 @@ TILE, WHEN = 'T45RUL', '20250101T050000'
 
 
 def synth_product(out, size=384, shift=1.0, seed=0, level='L2A', baseline='04.00', zip_=False,
-                  dem_cover=1.0, crs='EPSG:32645', origin=(500000.0, 3100000.0), clouds=0.0):
+                  dem_cover=1.0, crs='EPSG:32645', origin=(500000.0, 3100000.0), clouds=0.0,
+                  kind='product'):
     """A synthetic Sentinel-2 product of one coherent size x size scene (size a multiple of 6),
     as ESA lays them out (a .SAFE folder, or its .zip), with a no-data corner and, with clouds
     > 0, cumulus over about that share of it, their shadows and thin cirrus; beside it a DEM in
     EPSG:4326 at about 30 m covering the top dem_cover share of the rows, the true landslide
     mask (truth.tif) and what the sky hides (sky_truth.tif, indexing sky.TRUTH) on the 10 m
-    grid, and the same scene pre-stacked (scene.h5, scene.tif) to compare with.
+    grid, and the same scene pre-stacked (scene.h5, scene.tif) to compare with. kind: the
+    domain's (landscape.domain): 'product' a product's few-percent gains, 'all' the patch
+    benchmarks' strong shift.
     -> dict(product, dem, truth, sky_truth, scene)"""
     from rasterio.transform import from_origin
     img, mask, cover = landscape.synth_patch(np.random.default_rng([seed, 3]),
-                                             landscape.domain(shift, seed, 'product'), size,
+                                             landscape.domain(shift, seed, kind), size,
                                              cover=True, native=False)
     sk = sky.draw(np.random.default_rng([seed, 11]), size, clouds)
     corner = np.add.outer(np.arange(size), np.arange(size)) < size // 4      # no data up there

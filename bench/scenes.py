@@ -255,7 +255,7 @@ def write_big_product(folder, size, level, clouds=0.3):
     open(os.path.join(folder, 'product.SAFE', f'MTD_MSI{level}.xml'), 'w').write(meta)
     dem = np.tile(img[..., 13], (reps, reps))[:size, :size]
     product.write_dem(os.path.join(folder, 'dem.tif'), dem, 'EPSG:32645',
-                           from_origin(*origin, 10.0, 10.0))
+                      from_origin(*origin, 10.0, 10.0))
 
 
 def main(argv=None):

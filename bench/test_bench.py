@@ -54,13 +54,13 @@ def test_refinement_table_only_reads_finished_runs_in_the_order_asked(tmp_path, 
         run('control', seed, [0.5, 0.65, 0.75 + 0.01 * seed])
     run('paperrule', 0, [0.5, 0.4])                                     # interrupted after round 1
     refinement.refinement(str(tmp_path), only=['shift 1.0'], seed_list=[0, 1], arms=['control', 'paper rule',
-                     'default'], table_only=True)
+                                                                                     'default'], table_only=True)
     res = json.load(open(tmp_path / 'refinement.json'))['results']['shift 1.0']
     assert list(res) == ['control', 'default']                         # no paper rule: unfinished
     assert [s['f1'][-1] for s in res['control']] == [0.75, 0.76]
     assert 'over the control -5.5' in (tmp_path / 'refinement.md').read_text()
     refinement.refinement(str(tmp_path), only=['shift 1.0'], seed_list=[0], arms=['paper rule'],
-                     flags=['--rounds', '1'], table_only=True)                # rounds the flags ask for
+                          flags=['--rounds', '1'], table_only=True)                # rounds the flags ask for
     assert json.load(open(tmp_path / 'refinement.json'))['results']['shift 1.0']['paper rule'][0]['f1'] == [0.5, 0.4]
     L.write_json(str(tmp_path / 'control-shift10-seed1' / 'config.json'), vars(refinement.refine.parse_args(
         ['--data', str(tmp_path / 'data-shift10-seed1'), '--width', '16'])))      # made with other flags

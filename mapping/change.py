@@ -140,7 +140,7 @@ def compare(after, before, out, rgb, rule, log):
     them. -> what summary.json records of the comparison"""
     paths = [os.path.join(out, f'{s.name}_landslide.tif') for s in (after, before)]
     classes, info = classify(S.read_output(paths[0], 'landslide'),
-                                    S.read_output(paths[1], 'landslide'), after, before, rule)
+                             S.read_output(paths[1], 'landslide'), after, before, rule)
     write(paths[0], classes, after)
     q = tiles.quicklook_step(after)
     look = quicklook.picture(rgb, classes[::q, ::q], STYLES)

@@ -104,12 +104,12 @@ def event(tmp_path_factory):
     """A cloudy L1C event whose before-date lies on a tile of the next UTM zone."""
     d = tmp_path_factory.mktemp('event')
     p = ev.synth_event(str(d / 'ev'), 192, seed=2, level='L1C', clouds=0.3,
-                                    before_tile=True)
+                       before_tile=True)
     return p
 
 
 def test_before_on_another_tile_is_warped_and_its_clouds_are_unseen_before(event, trained,
-                                                                            tmp_path):
+                                                                           tmp_path):
     out = tmp_path / 'maps'
     assert predict.main(['--run', trained, '--s2', event['after'], '--before', event['before'],
                          '--dem', event['dem'], '--truth', event['truth_new'], '--out', str(out),
@@ -155,7 +155,7 @@ def test_each_polygon_carries_the_status_of_its_pixels(event, tmp_path):
     sc = S.Scene(os.path.join(os.path.dirname(event['after']), 'scene.tif'))
     classes = np.zeros((sc.H, sc.W), np.uint8)
     for v, (r, c) in zip((1, 2, 3, 1, 2), ((60, 60), (60, 100), (100, 60), (140, 140),
-                                            (140, 150))):
+                                           (140, 150))):
         classes[r:r + 10, c:c + 10] = v                        # the last two touch
     classes[:20] = 254
     out = tmp_path / 'maps'
@@ -188,7 +188,7 @@ def test_bad_pair_is_one_line_exit_2_nothing_written(case, event, trained, tmp_p
         after, before = before, after
     else:
         far = ev.synth_event(str(tmp_path / 'far'), 192, seed=3,
-                                          origin=(700000.0, 3400000.0))
+                             origin=(700000.0, 3400000.0))
         before = far['before']
     out = tmp_path / 'maps'
     code, err = run_cli(['--run', trained, '--s2', after, '--before', before, '--dem',

@@ -52,15 +52,15 @@ def synth_event(out, size=768, seed=0, level='L2A', clouds=0.0, before_tile=Fals
         os.makedirs(where, exist_ok=True)
         seen = (truth == 1) if k == 'after' else None if before_tile else (truth == 2)
         p = product.write_product(where, img, sk, cover, nodata, level, '04.00', when, *at,
-                                       tile=tile, mask=None if seen is None else
-                                       seen.astype(np.uint8))
+                                  tile=tile, mask=None if seen is None else
+                                  seen.astype(np.uint8))
         paths[k] = p['product']
         product.write_mask(os.path.join(where, 'sky_truth.tif'), sky.truth(sk), at[0],
-                                from_origin(*at[1], 10.0, 10.0))
+                           from_origin(*at[1], 10.0, 10.0))
     paths['dem'] = product.write_dem(os.path.join(out, 'dem.tif'), g['dem'], crs, tr)
     paths['truth'] = product.write_mask(os.path.join(out, 'truth.tif'), truth, crs, tr)
     paths['truth_new'] = product.write_mask(os.path.join(out, 'truth_new.tif'),
-                                                 (truth == 1).astype(np.uint8), crs, tr)
+                                            (truth == 1).astype(np.uint8), crs, tr)
     return paths
 
 

@@ -204,6 +204,33 @@ def augment(x, y, g, colour=0.1):
     return x, y
 
 
+def holes(x, y, g, share, size=(0.05, 0.5)):
+    """Random not-analysed blobs, filled exactly as mapping fills a cloud: the spectral bands at
+    their mean (0 once normalized), slope and DEM kept, the labels there ignored. Each sample
+    with probability `share` gets one smooth random field thresholded to cover a random part of
+    it (size, a range of shares), so that a cloud's edge is something the networks have seen.
+    x: [B, 14, H, W] normalized, y: [B, H, W]; g: a CPU torch.Generator. -> (x, y)"""
+    B, _, H, W = x.shape
+    hit = torch.rand(B, generator=g) < share
+    field = F.interpolate(torch.rand(B, 1, 6, 6, generator=g), size=(H, W), mode='bicubic',
+                          align_corners=False)[:, 0].flatten(1)
+    cover = size[0] + (size[1] - size[0]) * torch.rand(B, generator=g)
+    k = ((1 - cover) * (H * W - 1)).long()[:, None]             # each sample's own quantile
+    cut = field.sort(dim=1).values.gather(1, k)
+    return hide(x, ((field > cut) & hit[:, None]).view(B, H, W).to(x.device), y)
+
+
+def hide(x, blob, y=None):
+    """What a cloud leaves the networks, as mapping fills it: the spectral bands at their mean
+    (0 once normalized), slope and DEM kept; the labels there ignored. x: [B, 14, H, W]
+    normalized, blob: bool [B, H, W], y: [B, H, W] or None. -> (x, y)"""
+    x = x.clone()
+    x[:, :SPECTRAL] = x[:, :SPECTRAL].masked_fill(blob[:, None], 0.0)
+    if y is not None:
+        y = y.masked_fill(blob, IGNORE)
+    return x, y
+
+
 def promote(x, scale, y=None):
     """Scale promotion: images bilinear (align_corners=False), masks nearest, 128 -> 128*scale.
     x: [B, C, H, W], y: [B, H, W] or None."""

@@ -307,6 +307,26 @@ def test_augment_moves_mask_with_image_and_spares_slope_and_dem():
     assert not torch.allclose(xc[:, 1:12], xa[:, 1:12])
 
 
+def test_holes_hide_smooth_blobs_in_some_patches_and_ignore_their_labels():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(64, 14, 128, 128), torch.randint(0, 2, (64, 128, 128), dtype=torch.uint8)
+    xh, yh = L.holes(x, y, g, 0.5)
+    hidden = yh == L.IGNORE
+    share = hidden.float().mean((1, 2))
+    hit = share > 0
+    assert 20 < hit.sum() < 44                                      # about half the patches
+    assert share[hit].min() >= 0.04 and share[hit].max() <= 0.51    # 5 to 50 % each
+    assert (xh[:, :12][hidden[:, None].expand(-1, 12, -1, -1)] == 0).all()
+    assert torch.equal(xh[:, 12:], x[:, 12:])                       # slope and DEM kept
+    assert torch.equal(xh[:, :12][~hidden[:, None].expand(-1, 12, -1, -1)],
+                       x[:, :12][~hidden[:, None].expand(-1, 12, -1, -1)])
+    assert torch.equal(yh[~hidden], y[~hidden])
+    edge = hidden[:, 1:] != hidden[:, :-1]                          # blobs, not salt and pepper
+    assert edge.float().mean() < 0.02
+    xn, yn = L.holes(x, y, torch.Generator().manual_seed(1), 0.0)
+    assert torch.equal(xn, x) and torch.equal(yn, y)
+
+
 def test_promote_shapes_and_nearest_masks():
     x, y = torch.randn(2, 14, 128, 128), torch.randint(0, 2, (2, 128, 128), dtype=torch.uint8)
     y[0, 0, 0] = 255

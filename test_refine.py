@@ -260,7 +260,7 @@ def test_bad_data_one_line_nothing_written(case, tiny, tmp_path, capsys):
 
 
 @pytest.mark.parametrize('flags, expected', [
-    (['--rounds', '-1'], '--rounds'), (['--threshold', '1.5'], '--threshold'), (['--scale', '0'], '--scale'),
+    (['--rounds', '-1'], '--rounds'), (['--holes', '1.5'], '--holes'), (['--scale', '0'], '--scale'),
     (['--models', 'unet,segformer'], 'unknown model segformer'), (['--holdout', '1'], '--holdout')])
 def test_nonsensical_flags_refused(flags, expected, tiny, tmp_path, capsys):
     assert run_refine(tiny, tmp_path / 'out', *flags) == 2

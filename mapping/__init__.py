@@ -3,10 +3,13 @@ modules at the root) never imports anything here.
 
     scene.py      a whole scene on disk, read in bands of rows; its statistics; outputs written
     clouds.py     what a Sentinel-2 product could not see (its own masks), on the 10 m grid
+    shadows.py    Level-1C's cloud shadows, from the sun's angles and the infrared
     sentinel2.py  a Sentinel-2 product and a DEM stacked into a scene
     tiles.py      a scene mapped tile by tile: mask, probability, quicklook
     quicklook.py  the picture a mapper looks at first
     polygons.py   landslides as polygons; a map checked against an inventory
     change.py     before and after: which landslides are new
-    __main__.py   `python -m mapping stack ...`: the tools on their own
+    patches.py    a scene cut into Landslide4Sense patches with an index, and back
+    adapt.py      the run refined with the imagery being mapped as its target (--adapt)
+    __main__.py   `python -m mapping stack | patches | mosaic`: the tools on their own
 """

@@ -33,7 +33,7 @@ import zipfile
 import numpy as np
 
 import landslide as L
-from mapping import clouds, scene as S
+from mapping import clouds, scene as S, shadows
 
 BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B09', 'B10', 'B11', 'B12']
 BAND_ORDER = BANDS[:8] + ['B8A'] + BANDS[8:]   # the metadata's band_id 0..12
@@ -82,6 +82,7 @@ def open_product(path):
     product.update(_radiometry(xml, f'{path}: {meta}'))
     listed = xml.decode('utf-8', 'replace') + tile_xml.decode('utf-8', 'replace')
     product['mask'], product['mask_warning'] = clouds.find(names, root, level, listed)
+    product['sun'] = shadows.sun_angles(tile_xml.decode('utf-8', 'replace'))
     return product
 
 
@@ -203,6 +204,8 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None):
             finally:
                 if mdst is not None:
                     mdst.close()
+        if tmp_mask and pr['mask']['kind'] != 'SCL':   # L1C's masks have no cloud shadows
+            counts['unseen'] += find_shadows(tmp, tmp_mask, pr, buffer, log)
         if counts['covered'] == 0 and counts['no_dem'] > 0:
             raise L.DataError(f'{dem_path}: the DEM holds no elevation over the product '
                               f'(all no-data there)')
@@ -224,6 +227,19 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None):
     return dict(path=out, size=[H, W], level=pr['level'], covered=covered,
                 nodata=counts['nodata'], mask=pr['mask'] and pr['mask']['name'],
                 not_analysed=counts['unseen'])
+
+
+def find_shadows(stack, mask, pr, buffer, log):
+    """Cloud shadows marked in a mask that has none, from the sun's angles (shadows.py).
+    -> pixels marked"""
+    if pr['sun'] is None:
+        log(f"warning: {pr['path']}: no Mean_Sun_Angle in MTD_TL.xml: cloud shadows, which its "
+            f"{pr['mask']['kind']} does not mark, are mapped as ground")
+        return 0
+    n = shadows.add(stack, mask, *pr['sun'], buffer)
+    log(f"{pr['name']}: {n} pixels of cloud shadow found from the sun's angles "
+        f"(zenith {pr['sun'][0]:.1f}, azimuth {pr['sun'][1]:.1f} degrees)")
+    return n
 
 
 def stacked(product, dem, out, name, log, buffer=0, grid=None):

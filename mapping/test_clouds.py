@@ -14,9 +14,11 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+import torch
 
+import landslide as L
 import predict
-from mapping import __main__ as cli, clouds, quicklook, scene as S, sentinel2, tiles
+from mapping import __main__ as cli, clouds, quicklook, scene as S, sentinel2, shadows, tiles
 from synthetic import landscape, product, sky
 
 rasterio = pytest.importorskip('rasterio', reason='rasterio not installed (requirements-geo.txt)')
@@ -67,7 +69,7 @@ def test_scl_is_put_onto_the_grid_by_nearest_neighbour_and_its_classes_kept(clou
 def test_l1c_masks_classi_and_the_older_gml_give_the_same_grid(cloudy):
     classi, gml = (read(clouds.sidecar(cloudy[k]['stack'])) for k in ('l1c', 'gml'))
     assert np.array_equal(classi, gml)                   # polygons of the 60 m mask, rasterized
-    assert set(np.unique(classi)) <= {0, 1, 2, 255} and (classi == 1).mean() > 0.1   # no shadows
+    assert set(np.unique(classi)) <= {0, 1, 2, 3, 255} and (classi == 1).mean() > 0.1
     m = sentinel2.open_product(cloudy['gml']['product'])['mask']
     assert m['kind'] == 'MSK_CLOUDS' and m['name'].endswith('MSK_CLOUDS_B00.gml')
 
@@ -85,6 +87,58 @@ def test_buffer_marks_the_pixels_near_a_cloud_and_no_others(cloudy, tmp_path):
     expect = np.where(grown & (plain == 0), 6, plain)
     assert np.array_equal(near, expect) and (near == 6).sum() > 100
     assert sentinel2.stack_buffer(out) == 2 and sentinel2.stack_buffer(p['stack']) == 0
+
+
+def test_l1c_shadows_are_found_where_the_geometry_puts_them(cloudy):
+    """L1C's masks have no shadows: they are projected from the clouds along the sun's azimuth
+    (MTD_TL.xml) and kept where the ground is dark; the generator's shadows are found, and little
+    clear land is lost."""
+    p = cloudy['l1c']
+    assert sentinel2.open_product(p['product'])['sun'] == (sky.SUN['zenith'], sky.SUN['azimuth'])
+    side, truth = read(clouds.sidecar(p['stack'])), read(p['sky_truth'])
+    data = side != 255
+    dark = (truth == sky.TRUTH.index('shadow')) & data
+    marked = side == 3
+    assert marked[dark].mean() > 0.4                              # most of the darker part
+    assert marked[(truth == 0) & data].mean() < 0.03              # clear land kept
+    assert (read(clouds.sidecar(cloudy['l2a']['stack'])) == 3).any()   # L2A: the SCL's own
+
+
+def test_projection_lies_along_the_sun_azimuth_at_the_heights_distance():
+    opaque = np.zeros((200, 200), bool)
+    opaque[100, 100] = True
+    for az, (sy, sx) in ((180.0, (-1, 0)), (90.0, (0, -1)), (135.0, (-1, -1))):
+        got = shadows.projection(opaque, 45.0, az, 10.0, heights=(300.0, 600.0))
+        ys, xs = np.nonzero(got)
+        dist = np.hypot(ys - 100, xs - 100)
+        assert dist.min() >= 29 and dist.max() <= 61             # 300 to 600 m at 45 degrees
+        assert np.all(np.sign(ys - 100) == sy) and np.all(np.sign(xs - 100) == sx)
+    # a sun due south casts shadows north: rows above the cloud, same column
+    assert shadows.direction(180.0) == pytest.approx((-1.0, 0.0), abs=1e-9)
+
+
+def test_a_hole_in_training_is_filled_as_mapping_fills_a_cloud(cloudy, tmp_path):
+    """Training's holes (refine.py --holes) and mapping's clouds give the networks the same
+    input: spectral bands at the mean, slope and DEM kept."""
+    p = cloudy['l2a']
+    bare = str(tmp_path / 'bare.tif')
+    shutil.copy(p['stack'], bare)                                 # the same stack, no mask
+    cloudy_sc, bare_sc = S.Scene(p['stack']), S.Scene(bare)
+    stats = S.scene_stats(cloudy_sc)
+    mean, std = np.float32(stats['mean']), np.float32(stats['std'])
+    g = tiles.grid(cloudy_sc, 0)
+    _, nd, un, with_clouds, cols = tiles.load_band(cloudy_sc, 0, g, None, mean, std)
+    _, _, none, plain, cols2 = tiles.load_band(bare_sc, 0, g, None, mean, std)
+    assert cols == cols2 and un.any() and not none.any()
+    blob = torch.from_numpy(np.stack([un[:, i * 128:(i + 1) * 128] for i in cols]))
+    filled, _ = L.hide(plain, blob)
+    assert torch.equal(filled, with_clouds)
+    x, y = L.holes(plain, torch.zeros(len(plain), 128, 128, dtype=torch.uint8),
+                   torch.Generator().manual_seed(0), 1.0)
+    hidden = y == L.IGNORE
+    assert hidden.any() and torch.equal(x, L.hide(plain, hidden)[0])
+    cloudy_sc.close()
+    bare_sc.close()
 
 
 def category_names(path):

@@ -179,14 +179,18 @@ def metadata(level, baseline, offset, files=(), when=WHEN):
 
 
 def tile_metadata(level, masks, crs):
-    """The granule's MTD_TL.xml: its CRS and, under Pixel_Level_QI, the masks it holds."""
+    """The granule's MTD_TL.xml: its CRS, the sun's mean angles (sky.SUN) and, under
+    Pixel_Level_QI, the masks it holds."""
     kinds = {'CLASSI': 'MSK_CLASSI', 'CLDPRB': 'MSK_CLDPRB', 'CLOUDS': 'MSK_CLOUDS'}
     entries = ''.join(f'<MASK_FILENAME type="{kinds[m.split("MSK_")[1][:6]]}">{m}</MASK_FILENAME>'
                       for m in masks)
     return (f"<?xml version='1.0' encoding='UTF-8'?>\n<n1:Level-{level[1:]}_Tile_ID "
             f'xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/S2_PDI_Level-{level[1:]}'
             f'_Tile_Metadata.xsd"><n1:Geometric_Info><Tile_Geocoding>'
-            f'<HORIZONTAL_CS_CODE>{crs}</HORIZONTAL_CS_CODE></Tile_Geocoding></n1:Geometric_Info>'
+            f'<HORIZONTAL_CS_CODE>{crs}</HORIZONTAL_CS_CODE></Tile_Geocoding><Tile_Angles>'
+            f'<Mean_Sun_Angle><ZENITH_ANGLE unit="deg">{sky.SUN["zenith"]}</ZENITH_ANGLE>'
+            f'<AZIMUTH_ANGLE unit="deg">{sky.SUN["azimuth"]}</AZIMUTH_ANGLE></Mean_Sun_Angle>'
+            f'</Tile_Angles></n1:Geometric_Info>'
             f'<n1:Quality_Indicators_Info><Pixel_Level_QI geometry="FULL_RESOLUTION">{entries}'
             f'</Pixel_Level_QI></n1:Quality_Indicators_Info></n1:Level-{level[1:]}_Tile_ID>\n')
 

@@ -22,6 +22,10 @@ SCL = dict(no_data=0, defective=1, dark=2, cloud_shadow=3, vegetation=4, not_veg
            water=6, unclassified=7, cloud_medium=8, cloud_high=9, cirrus=10, snow=11)
 # the truth drawn with the sky: what each 10 m pixel is, and when a pixel counts as touched
 TRUTH = ('clear', 'cloud', 'cirrus', 'shadow')
+# the sun, as a product's MTD_TL.xml gives it, and the cumulus' height: shadows fall 45 px away
+SUN = dict(zenith=40.0, azimuth=135.0)
+CLOUD_HEIGHT = 540.0                                   # metres
+SHIFT_PX = round(CLOUD_HEIGHT * np.tan(np.radians(SUN['zenith'])) / 10)
 VISIBLE = dict(cloud=0.05, cirrus=0.01, shadow=0.05)
 
 
@@ -36,7 +40,7 @@ def streaks(rng, n, along=40, across=5):
     return (z - z.mean()) / (z.std() + 1e-12)
 
 
-def draw(rng, n, cover, sun_azimuth=135.0, shift_px=45):
+def draw(rng, n, cover, sun_azimuth=SUN['azimuth'], shift_px=SHIFT_PX):
     """A sky over an n x n scene with cumulus over about `cover` of it, cirrus over about half as
     much, and the cumulus' shadows cast `shift_px` pixels away from the sun. -> dict(cloud:
     opacity 0..1, cirrus: B10 reflectance it adds, shadow: share of light taken), float64 [n, n]"""

@@ -25,6 +25,7 @@ opens it and a later run reuses it; streamed in bands of rows, never the whole t
   not overlap the product, or holds no elevation over it, is an error.
 Needs rasterio (pip install -r requirements-geo.txt): its wheels carry the JPEG 2000 driver.
 """
+import contextlib
 import os
 import re
 import xml.etree.ElementTree as ET
@@ -192,18 +193,14 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None):
 
     def write(tmp, tmp_mask=None):
         # GDAL's block cache bounded: 512 MB holds a row of every band's JPEG 2000 tiles
-        with rio.Env(GDAL_CACHEMAX=512), rio.open(tmp, 'w', **profile) as dst:
+        with rio.Env(GDAL_CACHEMAX=512), rio.open(tmp, 'w', **profile) as dst, \
+                (rio.open(tmp_mask, 'w', **common, count=1, dtype='uint8', nodata=255)
+                 if tmp_mask else contextlib.nullcontext()) as mdst:
             for i, d in enumerate(DESCRIPTIONS, 1):
                 dst.set_band_description(i, d)
-            mdst = None
-            if tmp_mask:
-                mdst = rio.open(tmp_mask, 'w', **common, count=1, dtype='uint8', nodata=255)
+            if mdst is not None:
                 clouds.write_tags(mdst, buffer)
-            try:
-                counts.update(_write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid))
-            finally:
-                if mdst is not None:
-                    mdst.close()
+            counts.update(_write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid))
         if tmp_mask and pr['mask']['kind'] != 'SCL':   # L1C's masks have no cloud shadows
             counts['unseen'] += find_shadows(tmp, tmp_mask, pr, buffer, log)
         if counts['covered'] == 0 and counts['no_dem'] > 0:

@@ -32,7 +32,7 @@ import rundir
 from mapping import adapt, change, polygons, scene as S, sentinel2, tiles
 
 DEFAULTS = dict(overlap=L.SIZE // 4, nodata=None, device='auto', log_every=5.0, cloud_buffer=0,
-                adapt_rounds=2, adapt_tiles=1000)
+                adapt_rounds=3, adapt_tiles=1000)
 
 
 # ----------------------------------------------------------------------------- the trained run

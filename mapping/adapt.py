@@ -7,7 +7,7 @@ tiles. predict.py --adapt calls it before mapping:
     python predict.py --run runs/demo --s2 PRODUCT.zip --dem dem.tif --out maps --adapt
 
 - The target: up to `tiles` of the scene's 128 x 128 windows with at least half their pixels
-  analysed (mapping/patches.py), cut into <out>/<name>_adapted/target/TestData. What a window
+  analysed (mapping/patches.py), cut into <out>/<name>_target/TestData. What a window
   could not see (cloud, shadow, snow, no data) is NaN there: out of the statistics, never
   pseudo-labelled, out of AdaBN's statistics. Each scene is its own domain and gets its own
   adapted run; a --before pair is adapted to its after-date, and both dates are then mapped by

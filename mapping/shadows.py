@@ -6,9 +6,13 @@ Those pixels become cloud shadow (3) in the stack's mask: not analysed. sentinel
 add() on a Level-1C stack before renaming it into place.
 
 - The projection: a cloud at height h casts its shadow h * tan(zenith) away along the sun's
-  azimuth + 180 degrees; HEIGHTS spans low cumulus to mid-level cloud tops. The union over
-  heights is a smear of the cloud mask along that line, built by doubling (log2 of its length
-  shifts of the whole mask, not one per pixel).
+  azimuth + 180 degrees; HEIGHTS spans low cumulus to mid-level cloud tops.
+- The height, matched as Fmask matches each cloud object: for each BLOCK x BLOCK block of the
+  scene, the one of STEPS heights whose projection of the block's clouds falls on the darkest
+  ground is its clouds' height, and only the projection within MATCH of it is searched (a
+  smear of the cloud along that stretch, built by doubling: log2 of its length shifts of the
+  mask, not one per pixel). The union over all heights would mark every dark pixel on a long
+  smear; the matched stretch marks the shadow's shape.
 - Darker: B8 + B11 (near and shortwave infrared, as Fmask reads shadows in both) under DARKER
   times its median over the clear land (analysed, off the projection). A shadow darkens every
   band alike, while vegetation, soil, scars and rock differ little in that sum; water, dark in
@@ -27,6 +31,7 @@ HEIGHTS = (200.0, 6000.0)        # cloud heights in metres the projection spans
 DARKER = 0.6                     # a shadow takes at least 40 % of the light
 SAMPLE = 7                       # every 7th clear pixel makes the median
 ROWS = 1024
+BLOCK, STEPS, MATCH = 256, 32, 1.25   # blocks matched alone; heights tried; the stretch kept
 
 
 def sun_angles(tile_xml):
@@ -78,23 +83,54 @@ def add(stack_path, mask_path, zenith, azimuth, buffer=0):
     with rio.open(mask_path) as f:
         mask = f.read(1)
         pixel = abs(f.transform.a)
-    where = projection(mask == 1, zenith, azimuth, pixel) & (mask == 0)
+    opaque = mask == 1
+    where = projection(opaque, zenith, azimuth, pixel) & (mask == 0)
     if not where.any():
         return 0
     with rio.open(stack_path) as f:
         clear = [b[(mask[a:a + len(b)] == 0) & ~where[a:a + len(b)] & np.isfinite(b)][::SAMPLE]
                  for a, b in brightness(f)]
         ref = np.median(np.concatenate(clear)) if sum(map(len, clear)) else np.nan
-        shadow = np.zeros_like(where)
+        dark = np.zeros_like(where)                  # candidates: dark, analysed, maybe shaded
         for a, b in brightness(f):
             with np.errstate(invalid='ignore'):
-                shadow[a:a + len(b)] = where[a:a + len(b)] & (b < DARKER * ref)
+                dark[a:a + len(b)] = where[a:a + len(b)] & (b < DARKER * ref)
+    shadow = matched(opaque, dark, where, zenith, azimuth, pixel) & dark
     mask[shadow] = 3
     if buffer:
         mask = clouds.dilate(mask, buffer)
     with rio.open(mask_path, 'r+') as f:
         f.write(mask[None])
     return int(shadow.sum())
+
+
+def matched(opaque, dark, seen, zenith, azimuth, pixel, heights=HEIGHTS):
+    """Where the opaque clouds' shadows fall, each BLOCK x BLOCK block's clouds at their own
+    height: the one of STEPS heights (geometric, over `heights`) at which most of the block's
+    projected cloud pixels that land on analysed ground land on dark ground; the projection
+    searched from that height / MATCH to * MATCH. opaque, dark, seen: bool [H, W]. -> bool"""
+    H, W = opaque.shape
+    tried = np.geomspace(*heights, STEPS)
+    uy, ux = direction(azimuth)
+    nb = (-(-H // BLOCK), -(-W // BLOCK))
+    hits, lands = np.zeros((STEPS, *nb)), np.zeros((STEPS, *nb))
+    for i, h in enumerate(tried):          # the ground under each cloud pixel's shadow at h
+        d = h * np.tan(np.radians(zenith)) / pixel
+        dy, dx = round(d * uy), round(d * ux)
+        for k, m in ((hits, dark), (lands, seen)):
+            back = shifted(m, -dy, -dx) & opaque
+            rows = np.add.reduceat(back, np.arange(0, H, BLOCK), 0, dtype=np.int64)
+            k[i] = np.add.reduceat(rows, np.arange(0, W, BLOCK), 1)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        best = np.argmax(np.where(lands > 0, hits / lands, -1.0), axis=0)   # [by, bx]
+    out = np.zeros_like(opaque)
+    owner = best.astype(np.uint8).repeat(BLOCK, 0).repeat(BLOCK, 1)[:H, :W]
+    for i in np.unique(best):
+        clouds_i = opaque & (owner == i)
+        if clouds_i.any():
+            out |= projection(clouds_i, zenith, azimuth, pixel,
+                              (tried[i] / MATCH, tried[i] * MATCH))
+    return out
 
 
 def brightness(f):

@@ -117,6 +117,20 @@ def test_projection_lies_along_the_sun_azimuth_at_the_heights_distance():
     assert shadows.direction(180.0) == pytest.approx((-1.0, 0.0), abs=1e-9)
 
 
+def test_each_blocks_clouds_get_the_height_their_shadow_is_at():
+    """Two clouds in different blocks, their shadows 600 m and 2000 m up (sun due south, zenith
+    45 degrees, 10 m pixels): each is found at its own height, and neither height's stretch
+    reaches the other's shadow distance."""
+    opaque, dark = np.zeros((600, 600), bool), np.zeros((600, 600), bool)
+    opaque[100:140, 300:350] = opaque[400:440, 300:350] = True
+    dark[40:80, 300:350] = True                                  # the first cloud's, 60 px north
+    dark[200:240, 300:350] = True                                # the second's, 200 px north
+    got = shadows.matched(opaque, dark, ~opaque, 45.0, 180.0, 10.0)
+    assert got[40:80, 300:350].all() and got[200:240, 300:350].all()
+    assert not got[300:400].any()                    # the second cloud not smeared to 600 m
+    assert not got[:20].any()                        # nor the first one to 2000 m
+
+
 def test_a_hole_in_training_is_filled_as_mapping_fills_a_cloud(cloudy, tmp_path):
     """Training's holes (refine.py --holes) and mapping's clouds give the networks the same
     input: spectral bands at the mean, slope and DEM kept."""

@@ -32,6 +32,7 @@ DARKER = 0.6                     # a shadow takes at least 40 % of the light
 SAMPLE = 7                       # every 7th clear pixel makes the median
 ROWS = 1024
 BLOCK, STEPS, MATCH = 256, 32, 1.25   # blocks matched alone; heights tried; the stretch kept
+COARSE = 4                       # the heights are searched on 40 m cells
 
 
 def sun_angles(tile_xml):
@@ -112,15 +113,17 @@ def matched(opaque, dark, seen, zenith, azimuth, pixel, heights=HEIGHTS):
     H, W = opaque.shape
     tried = np.geomspace(*heights, STEPS)
     uy, ux = direction(azimuth)
+    c_opaque, c_dark, c_seen = (coarse(m) for m in (opaque, dark, seen))   # searched at 40 m
+    cb = BLOCK // COARSE
     nb = (-(-H // BLOCK), -(-W // BLOCK))
     hits, lands = np.zeros((STEPS, *nb)), np.zeros((STEPS, *nb))
     for i, h in enumerate(tried):          # the ground under each cloud pixel's shadow at h
-        d = h * np.tan(np.radians(zenith)) / pixel
+        d = h * np.tan(np.radians(zenith)) / (pixel * COARSE)
         dy, dx = round(d * uy), round(d * ux)
-        for k, m in ((hits, dark), (lands, seen)):
-            back = shifted(m, -dy, -dx) & opaque
-            rows = np.add.reduceat(back, np.arange(0, H, BLOCK), 0, dtype=np.int64)
-            k[i] = np.add.reduceat(rows, np.arange(0, W, BLOCK), 1)
+        for k, m in ((hits, c_dark), (lands, c_seen)):
+            back = (shifted(m, -dy, -dx) & c_opaque).astype(np.int32)
+            rows = np.add.reduceat(back, np.arange(0, back.shape[0], cb), 0)
+            k[i] = np.add.reduceat(rows, np.arange(0, back.shape[1], cb), 1)[:nb[0], :nb[1]]
     with np.errstate(invalid='ignore', divide='ignore'):
         best = np.argmax(np.where(lands > 0, hits / lands, -1.0), axis=0)   # [by, bx]
     out = np.zeros_like(opaque)
@@ -131,6 +134,13 @@ def matched(opaque, dark, seen, zenith, azimuth, pixel, heights=HEIGHTS):
             out |= projection(clouds_i, zenith, azimuth, pixel,
                               (tried[i] / MATCH, tried[i] * MATCH))
     return out
+
+
+def coarse(m):
+    """m in COARSE x COARSE cells, a cell set where most of its pixels are (the edges' partial
+    cells dropped). m: bool [H, W] -> bool [H // COARSE, W // COARSE]"""
+    h, w = m.shape[0] // COARSE, m.shape[1] // COARSE
+    return m[:h * COARSE, :w * COARSE].reshape(h, COARSE, w, COARSE).sum((1, 3)) * 2 > COARSE ** 2
 
 
 def brightness(f):

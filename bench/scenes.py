@@ -253,6 +253,9 @@ def write_big_product(folder, size, level, clouds=0.3):
     put('QI_DATA/MSK_CLASSI_B00.jp2', sky.classi(sk, none), 60)
     meta = product.metadata(level, '04.00', -1000.0)
     open(os.path.join(folder, 'product.SAFE', f'MTD_MSI{level}.xml'), 'w').write(meta)
+    open(os.path.join(granule, 'MTD_TL.xml'), 'w').write(       # the sun's angles: L1C shadows
+        product.tile_metadata(level, [f'GRANULE/{level}_T45RUL/QI_DATA/MSK_CLASSI_B00.jp2'],
+                              'EPSG:32645'))
     dem = np.tile(img[..., 13], (reps, reps))[:size, :size]
     product.write_dem(os.path.join(folder, 'dem.tif'), dem, 'EPSG:32645',
                       from_origin(*origin, 10.0, 10.0))

@@ -127,9 +127,11 @@ def matched(opaque, dark, seen, zenith, azimuth, pixel, heights=HEIGHTS):
     with np.errstate(invalid='ignore', divide='ignore'):
         best = np.argmax(np.where(lands > 0, hits / lands, -1.0), axis=0)   # [by, bx]
     out = np.zeros_like(opaque)
-    owner = best.astype(np.uint8).repeat(BLOCK, 0).repeat(BLOCK, 1)[:H, :W]
     for i in np.unique(best):
-        clouds_i = opaque & (owner == i)
+        clouds_i = np.zeros_like(opaque)                 # the clouds of the blocks matched at i
+        for by, bx in zip(*np.nonzero(best == i)):
+            block = np.s_[by * BLOCK:(by + 1) * BLOCK, bx * BLOCK:(bx + 1) * BLOCK]
+            clouds_i[block] = opaque[block]
         if clouds_i.any():
             out |= projection(clouds_i, zenith, azimuth, pixel,
                               (tried[i] / MATCH, tried[i] * MATCH))

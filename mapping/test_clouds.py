@@ -125,10 +125,36 @@ def test_each_blocks_clouds_get_the_height_their_shadow_is_at():
     opaque[100:140, 300:350] = opaque[400:440, 300:350] = True
     dark[40:80, 300:350] = True                                  # the first cloud's, 60 px north
     dark[200:240, 300:350] = True                                # the second's, 200 px north
-    got = shadows.matched(opaque, dark, ~opaque, 45.0, 180.0, 10.0)
+    C = shadows.coarse
+    height = shadows.heights(C(opaque), C(dark), C(~opaque), 45.0, 180.0, 10.0)
+    got = shadows.cast(opaque, 0, height, 45.0, 180.0, 10.0)
     assert got[40:80, 300:350].all() and got[200:240, 300:350].all()
     assert not got[300:400].any()                    # the second cloud not smeared to 600 m
     assert not got[:20].any()                        # nor the first one to 2000 m
+
+
+@pytest.mark.parametrize('buffer', [0, 2])
+def test_shadows_marked_band_by_band_equal_the_whole_frame_at_once(cloudy, tmp_path, monkeypatch,
+                                                                  buffer):
+    """A band's shadows are cast from clouds as far sunward as they reach: marking the L1C mask in
+    bands of 16 rows (lower heights, so the reach is 60 rows, not the whole product) gives the
+    same mask as one band of the whole frame, the buffer grown band by band included."""
+    p = cloudy['l1c']
+    with rasterio.open(clouds.sidecar(p['stack'])) as f:
+        before, profile = f.read(1), f.profile
+    before[before == 3] = 0                              # the mask as MSK_CLASSI gave it
+    monkeypatch.setattr(shadows, 'HEIGHTS', (200.0, 600.0))
+    got = {}
+    for rows in (16, 1024):
+        path = str(tmp_path / f'mask{rows}.tif')
+        with rasterio.open(path, 'w', **profile) as f:
+            f.write(before[None])
+        monkeypatch.setattr(shadows, 'ROWS', rows)
+        n = shadows.add(p['stack'], path, sky.SUN['zenith'], sky.SUN['azimuth'], buffer)
+        got[rows] = n, read(path)
+    assert got[16][0] == got[1024][0] > 100
+    assert np.array_equal(got[16][1], got[1024][1])
+    assert ((got[16][1] == 6).sum() > 100) == (buffer > 0)
 
 
 def test_a_hole_in_training_is_filled_as_mapping_fills_a_cloud(cloudy, tmp_path):

@@ -32,6 +32,7 @@ import rundir
 from mapping import adapt, change, polygons, scene as S, sentinel2, tiles
 
 DEFAULTS = dict(overlap=L.SIZE // 4, nodata=None, device='auto', log_every=5.0, cloud_buffer=0,
+                cloud_fringe=1,
                 adapt_rounds=3, adapt_tiles=1000)
 
 
@@ -116,7 +117,8 @@ def map_scenes(models, c, jobs, out, args, dev, rnd, opts=None):
             log(f'{name}: finished earlier, skipped')
             continue
         sc = src if isinstance(src, S.Scene) else \
-            sentinel2.stacked(src, args.dem, out, name, log, args.cloud_buffer)
+            sentinel2.stacked(src, args.dem, out, name, log, args.cloud_buffer,
+                              fringe=args.cloud_fringe)
         ens, adapted = (models, c), None
         if opts:                                    # the scene's own tiles as the target
             target = adapt.scene_target(args.run, sc.path, os.path.join(out, f'{name}_target'),
@@ -173,7 +175,8 @@ def map_before(models, c, product, after, out, args, dev, log):
     -> (its Scene, what summary.json records of it)"""
     name = sentinel2.open_product(product)['name']
     grid = dict(crs=after.crs, transform=after.transform, width=after.W, height=after.H)
-    bsc = sentinel2.stacked(product, args.dem, out, name, log, args.cloud_buffer, grid)
+    bsc = sentinel2.stacked(product, args.dem, out, name, log, args.cloud_buffer, grid,
+                            args.cloud_fringe)
     info = tiles.map_scene(models, c, bsc, out, args.overlap, args.nodata, dev, log,
                            args.log_every)
     info.pop('quicklook_rgb')
@@ -279,6 +282,10 @@ def parse_args(argv):
     ap.add_argument('--cloud-buffer', type=int, default=DEFAULTS['cloud_buffer'],
                     help='with --s2: 10 m pixels around clouds, cirrus and cloud shadows also '
                     f"left unanalysed [default: {DEFAULTS['cloud_buffer']}]")
+    ap.add_argument('--cloud-fringe', type=int, default=DEFAULTS['cloud_fringe'],
+                    help="with --s2: cells of the product's mask around its clouds in which "
+                    "Fmask's spectral tests mark cloud (mapping/fringes.py; 0: the mask as it "
+                    f"is) [default: {DEFAULTS['cloud_fringe']}]")
     ap.add_argument('--adapt', action='store_true', help='first refine the run with the imagery '
                     'being mapped as its target domain (mapping/adapt.py), then map with that')
     ap.add_argument('--adapt-rounds', type=int, default=DEFAULTS['adapt_rounds'],
@@ -305,6 +312,8 @@ def check_args(args):
         raise L.DataError('give either --data (patches) or --scene / --s2 (whole scenes)')
     if not 0 <= args.cloud_buffer <= 60:
         raise L.DataError(f'--cloud-buffer must be 0 to 60 pixels, got {args.cloud_buffer}')
+    if not 0 <= args.cloud_fringe <= 5:
+        raise L.DataError(f'--cloud-fringe must be 0 to 5 cells, got {args.cloud_fringe}')
     if not 0 <= args.overlap < L.SIZE or args.overlap % 2:
         raise L.DataError(f'--overlap must be an even number in [0, {L.SIZE}), got {args.overlap}')
     if args.device == 'cuda' and not torch.cuda.is_available():

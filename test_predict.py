@@ -251,6 +251,15 @@ def test_bad_input_one_line_exit_2_nothing_written(case, trained, scenes, tmp_pa
     assert not os.path.exists(out) and sorted(os.listdir(trained)) == before
 
 
+@pytest.mark.parametrize('flag, value', [('--cloud-buffer', '61'), ('--cloud-fringe', '6'),
+                                         ('--cloud-fringe', '-1')])
+def test_cloud_flags_out_of_range_are_refused(flag, value, trained, scenes, tmp_path, capsys):
+    out = tmp_path / 'o'
+    assert run('--run', trained, '--scene', scenes[0] / 'a.npy', flag, value, '--out', out) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f'{flag} must be' in err[0] and value in err[0] and not out.exists()
+
+
 def test_geotiff_without_rasterio_says_how_to_install(trained, tmp_path, capsys, monkeypatch):
     (tmp_path / 'in').mkdir()
     (tmp_path / 'in' / 'x.tif').write_bytes(b'II*\x00')

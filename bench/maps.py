@@ -86,8 +86,9 @@ def product_once(d, size, seed, level, clouds=0.0, kind='product'):
     return p
 
 
-def mapped(run, p, out, buffer=0, stacked_in=None):
-    """The landslide map of product p (predict.py --s2, --cloud-buffer buffer), made once into
+def mapped(run, p, out, buffer=0, stacked_in=None, fringe=1):
+    """The landslide map of product p (predict.py --s2, --cloud-buffer buffer, --cloud-fringe
+    fringe), made once into
     out; with stacked_in (a folder where p was mapped), its stack mapped with the cloud mask
     left out. -> uint8 [H, W]"""
     name = sentinel2.open_product(p['product'])['name']
@@ -98,7 +99,8 @@ def mapped(run, p, out, buffer=0, stacked_in=None):
             os.link(os.path.join(stacked_in, f'{name}.tif'), stack)   # the same stack, no mask
         args = ['--scene', stack]
     else:
-        args = ['--s2', p['product'], '--dem', p['dem'], '--cloud-buffer', str(buffer)]
+        args = ['--s2', p['product'], '--dem', p['dem'], '--cloud-buffer', str(buffer),
+                '--cloud-fringe', str(fringe)]
     if not os.path.exists(os.path.join(out, 'summary.json')):
         assert predict.main(['--run', run, *args, '--out', out, '--device', 'cpu']) == 0, args
     return S.read_output(os.path.join(out, f'{name}_landslide.tif'), 'landslide')
@@ -124,10 +126,11 @@ def cloud_scores(mask, clean, truth, sky):
     return out
 
 
-def clouds(run, out, seeds=3, size=768, covers=COVERS, buffers=(0,), levels=('L2A', 'L1C')):
+def clouds(run, out, seeds=3, size=768, covers=COVERS, buffers=(0,), levels=('L2A', 'L1C'),
+           fringes=(1,)):
     """Cloudy synthetic products at each cover, level and seed, mapped with their cloud masks
-    (each --cloud-buffer given) and, at cover 0.3, with the masks left out; against the same
-    product without clouds. Prints and writes the table of means over seeds."""
+    (each --cloud-buffer and --cloud-fringe given) and, at cover 0.3, with the masks left out;
+    against the same product without clouds. Prints and writes the table of means over seeds."""
     rows = {}
     for level in levels:
         for seed in range(seeds):
@@ -138,8 +141,9 @@ def clouds(run, out, seeds=3, size=768, covers=COVERS, buffers=(0,), levels=('L2
                 p = product_once(f'{base}-cover{cover}', size, seed, level, cover)
                 truth = S.read_output(p['truth'], 'mask') == 1
                 sky = S.read_output(p['sky_truth'], 'mask')
-                first = f'{base}-cover{cover}-b{buffers[0]}'
-                arms = [(f'buffer {b}', f'b{b}', dict(buffer=b)) for b in buffers]
+                arms = [(f'buffer {b}, fringe {f}', f'b{b}-f{f}', dict(buffer=b, fringe=f))
+                        for b in buffers for f in fringes]
+                first = f'{base}-cover{cover}-{arms[0][1]}'
                 if cover == 0.3:
                     arms.append(('masks left out', 'nomask', dict(stacked_in=first)))
                 for arm, slug, kw in arms:
@@ -356,6 +360,8 @@ def main(argv=None):
     cl.add_argument('--covers', type=float, nargs='+', default=list(COVERS))
     cl.add_argument('--buffers', type=int, nargs='+', default=[0],
                     help='--cloud-buffer values to compare [default: 0]')
+    cl.add_argument('--fringes', type=int, nargs='+', default=[1],
+                    help='--cloud-fringe values to compare [default: 1]')
     cl.add_argument('--levels', nargs='+', choices=['L2A', 'L1C'], default=['L2A', 'L1C'])
     cl.add_argument('--out', default='runs/bench-clouds')
     ev = sub.add_parser('events', help='before/after pairs: F1 of the new landslides per rule')
@@ -379,7 +385,8 @@ def main(argv=None):
     elif args.cmd == 'events':
         events(args.run, args.out, args.seeds, args.size, args.level, args.clouds)
     else:
-        clouds(args.run, args.out, args.seeds, args.size, args.covers, args.buffers, args.levels)
+        clouds(args.run, args.out, args.seeds, args.size, args.covers, args.buffers, args.levels,
+               args.fringes)
     return 0
 
 

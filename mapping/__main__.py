@@ -21,6 +21,8 @@ def parse_args(argv):
     s.add_argument('--out', required=True, help='the scene to write (.tif)')
     s.add_argument('--cloud-buffer', type=int, default=0,
                    help='10 m pixels around clouds, cirrus and shadows also left unanalysed')
+    s.add_argument('--cloud-fringe', type=int, default=1, help="cells of the product's mask "
+                   "around its clouds in which Fmask's spectral tests mark cloud (0: none)")
     p = sub.add_parser('patches', help='a scene -> 128 x 128 patches in the Landslide4Sense '
                        'layout, with an index of their windows')
     p.add_argument('scene', help='a scene: .tif (a stack, its cloud mask beside it), .h5, .npy')
@@ -71,7 +73,9 @@ def stack(a):
     check_stack_out(a.out, [a.product, a.dem])
     if not 0 <= a.cloud_buffer <= 60:
         raise L.DataError(f'--cloud-buffer must be 0 to 60 pixels, got {a.cloud_buffer}')
-    info = sentinel2.stack(a.product, a.dem, a.out, buffer=a.cloud_buffer)
+    if not 0 <= a.cloud_fringe <= 5:
+        raise L.DataError(f'--cloud-fringe must be 0 to 5 cells, got {a.cloud_fringe}')
+    info = sentinel2.stack(a.product, a.dem, a.out, buffer=a.cloud_buffer, fringe=a.cloud_fringe)
     mask = f", {info['not_analysed']} not analysed ({clouds.sidecar(a.out)})" \
         if info['mask'] else ''
     print(f"wrote {info['path']}: {info['level']}, {info['size'][0]} x {info['size'][1]}, "

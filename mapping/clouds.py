@@ -187,10 +187,10 @@ def rasterize(shapes, transform, a, n, W):
     return features.rasterize(order, out_shape=(n, W), transform=win, fill=0, dtype='uint8')
 
 
-def write_tags(dst, buffer=0):
-    """Class names and a colour table, so that a GIS shows a legend, and the buffer used."""
+def write_tags(dst, buffer=0, fringe=0):
+    """Class names and a colour table, so that a GIS shows a legend; the buffer and fringe used."""
     dst.update_tags(1, CLASSES=';'.join(f'{k}={v}' for k, v in CLASSES.items()))
-    dst.update_tags(CLOUD_BUFFER_PX=str(buffer))
+    dst.update_tags(CLOUD_BUFFER_PX=str(buffer), CLOUD_FRINGE_CELLS=str(fringe))
     dst.write_colormap(1, {k: COLOURS.get(k, (0, 0, 0)) for k in range(256)})
 
 

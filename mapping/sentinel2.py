@@ -34,7 +34,7 @@ import zipfile
 import numpy as np
 
 import landslide as L
-from mapping import clouds, scene as S, shadows
+from mapping import clouds, fringes, scene as S, shadows
 
 BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B09', 'B10', 'B11', 'B12']
 BAND_ORDER = BANDS[:8] + ['B8A'] + BANDS[8:]   # the metadata's band_id 0..12
@@ -166,12 +166,12 @@ def _radiometry(xml, where):
 
 # ----------------------------------------------------------------------------- stacking
 
-def stack(product_path, dem_path, out, log=print, buffer=0, grid=None):
-    """Stack a product and a DEM into out (GeoTIFF, 14 float32 bands, NaN = no data) and the
-    product's cloud mask into <out>_clouds.tif (clouds.CLASSES; `buffer` pixels around clouds
-    not analysed either), on B02's 10 m grid or on `grid` (dict crs, transform, width, height:
-    another product's, for a before-date), each written under a temporary name and renamed when
-    complete, the mask first. -> dict(path, size, level, covered, nodata, mask, not_analysed)"""
+def stack(product_path, dem_path, out, log=print, buffer=0, grid=None, fringe=fringes.CELLS):
+    """Stack a product and a DEM into out (GeoTIFF, 14 float32 bands, NaN = no data) and its
+    cloud mask into <out>_clouds.tif (clouds.CLASSES; its clouds' fringes, fringes.py; `buffer`
+    pixels around clouds), on B02's 10 m grid or on `grid` (another product's: dict crs,
+    transform, width, height), each written under a temporary name and renamed when complete,
+    the mask first. -> dict(path, size, level, covered, nodata, mask, not_analysed)"""
     rio = L.rasterio_for(out)
     from rasterio.vrt import WarpedVRT
     pr = open_product(product_path)
@@ -199,8 +199,8 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None):
             for i, d in enumerate(DESCRIPTIONS, 1):
                 dst.set_band_description(i, d)
             if mdst is not None:
-                clouds.write_tags(mdst, buffer)
-            counts.update(_write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid))
+                clouds.write_tags(mdst, buffer, fringe)
+            counts.update(_write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe))
         if tmp_mask and pr['mask']['kind'] != 'SCL':   # L1C's masks have no cloud shadows
             counts['unseen'] += find_shadows(tmp, tmp_mask, pr, buffer, log)
         if counts['covered'] == 0 and counts['no_dem'] > 0:
@@ -223,7 +223,7 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None):
             f'pixels; the rest is no-data in every output')
     return dict(path=out, size=[H, W], level=pr['level'], covered=covered,
                 nodata=counts['nodata'], mask=pr['mask'] and pr['mask']['name'],
-                not_analysed=counts['unseen'])
+                not_analysed=counts['unseen'], fringe=counts.get('fringe', 0))
 
 
 def find_shadows(stack, mask, pr, buffer, log):
@@ -239,19 +239,20 @@ def find_shadows(stack, mask, pr, buffer, log):
     return n
 
 
-def stacked(product, dem, out, name, log, buffer=0, grid=None):
+def stacked(product, dem, out, name, log, buffer=0, grid=None, fringe=fringes.CELLS):
     """The product stacked with the DEM into <out>/<name>.tif, its cloud mask beside it (a
-    finished stack is reused when its mask was made with the same buffer)."""
+    finished stack is reused when its mask was made with the same buffer and fringe)."""
     path = os.path.join(out, f'{name}.tif')
-    if os.path.exists(path) and stack_buffer(path) == buffer and stack_on_grid(path, grid):
+    if os.path.exists(path) and stack_mask(path) == (buffer, fringe) and \
+            stack_on_grid(path, grid):
         log(f'{name}: stacked earlier, reused {path}')
     else:
         log(f'{name}: stacking {product} with {dem}...')
-        info = stack(product, dem, path, log, buffer, grid)
+        info = stack(product, dem, path, log, buffer, grid, fringe)
         if info['mask']:
             log(f"{name}: not analysed: {info['not_analysed']} pixels by its "
-                f"{os.path.basename(info['mask'])}"
-                f"{f' and {buffer} pixels around its clouds' if buffer else ''} "
+                f"{os.path.basename(info['mask'])}, {info['fringe']} of them at its clouds' edges "
+                f"by Fmask's tests{f' and {buffer} pixels around its clouds' if buffer else ''} "
                 f'({os.path.basename(clouds.sidecar(path))})')
     return S.Scene(path)
 
@@ -265,13 +266,14 @@ def stack_on_grid(path, grid):
             (grid['crs'], grid['transform'], grid['width'], grid['height'])
 
 
-def stack_buffer(path):
-    """The cloud buffer a stack's mask was made with (0 without a mask)."""
+def stack_mask(path):
+    """How a stack's cloud mask was made: (buffer, fringe); (0, 0) without a mask."""
     side = clouds.sidecar(path)
     if not os.path.exists(side):
-        return 0
+        return 0, 0
     with L.rasterio_for(side).open(side) as f:
-        return int(f.tags().get('CLOUD_BUFFER_PX', 0))
+        t = f.tags()
+    return int(t.get('CLOUD_BUFFER_PX', 0)), int(t.get('CLOUD_FRINGE_CELLS', 0))
 
 
 def _open_inputs(rio, pr, dem_path, grid=None):
@@ -304,14 +306,16 @@ def on_grid(src, grid, WarpedVRT, resampling):
     return src if same else WarpedVRT(src, resampling=resampling, src_nodata=0, nodata=0, **grid)
 
 
-def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid):
-    """Stream the stack into dst, and the cloud mask into mdst, in bands of ROWS rows.
+def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe):
+    """Stream the stack into dst, and the cloud mask into mdst, in bands of ROWS rows; a
+    mask's fringes refined from the spectra (fringes.py).
     -> dict(covered: pixels with data, nodata: without, no_dem: with imagery but no elevation,
-    unseen: with data but not analysed)"""
+    unseen: with data but not analysed, fringe: of those, marked from the spectra)"""
     from rasterio.windows import Window
     H, W, tr = grid['height'], grid['width'], grid['transform']
     xres, yres = abs(tr.a), abs(tr.e)
-    n_ = dict(covered=0, nodata=0, no_dem=0, unseen=0)
+    w = fringes.width(pr['mask'], xres, fringe) if mdst is not None else 0
+    n_ = dict(covered=0, nodata=0, no_dem=0, unseen=0, fringe=0)
     for a in range(0, H, ROWS):
         n = min(ROWS, H - a)
         out = np.empty((L.BANDS, n, W), np.float32)
@@ -333,7 +337,11 @@ def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid):
         out[:, bad] = np.nan
         dst.write(out, window=Window(0, a, W, n))
         if mdst is not None:
-            m = mask.read(a, n)
+            lo, hi = max(a - w, 0), min(a + n + w, H)    # a cloud's fringe: rows around too
+            c = mask.read(lo, hi - lo)
+            m = c[a - lo:a - lo + n].copy()
+            if w:
+                n_['fringe'] += fringes.mark(out, m, fringes.near_clouds(c, a - lo, n, w))
             m[bad] = 255
             mdst.write(m[None], window=Window(0, a, W, n))
             n_['unseen'] += int(((m > 0) & (m < 255)).sum())

@@ -118,7 +118,7 @@ def map_scenes(models, c, jobs, out, args, dev, rnd, opts=None):
             continue
         sc = src if isinstance(src, S.Scene) else \
             sentinel2.stacked(src, args.dem, out, name, log, args.cloud_buffer,
-                              fringe=args.cloud_fringe)
+                              fringe=args.cloud_fringe, detect=args.detect_clouds)
         ens, adapted = (models, c), None
         if opts:                                    # the scene's own tiles as the target
             target = adapt.scene_target(args.run, sc.path, os.path.join(out, f'{name}_target'),
@@ -176,7 +176,7 @@ def map_before(models, c, product, after, out, args, dev, log):
     name = sentinel2.open_product(product)['name']
     grid = dict(crs=after.crs, transform=after.transform, width=after.W, height=after.H)
     bsc = sentinel2.stacked(product, args.dem, out, name, log, args.cloud_buffer, grid,
-                            args.cloud_fringe)
+                            args.cloud_fringe, args.detect_clouds)
     info = tiles.map_scene(models, c, bsc, out, args.overlap, args.nodata, dev, log,
                            args.log_every)
     info.pop('quicklook_rgb')
@@ -286,6 +286,9 @@ def parse_args(argv):
                     help="with --s2: cells of the product's mask around its clouds in which "
                     "Fmask's spectral tests mark cloud (mapping/fringes.py; 0: the mask as it "
                     f"is) [default: {DEFAULTS['cloud_fringe']}]")
+    ap.add_argument('--detect-clouds', action='store_true', help='with --s2: a product without '
+                    "any cloud mask gets its clouds from Fmask's spectral tests over the whole "
+                    'scene (mapping/fringes.py) [default: mapped as ground, with a warning]')
     ap.add_argument('--adapt', action='store_true', help='first refine the run with the imagery '
                     'being mapped as its target domain (mapping/adapt.py), then map with that')
     ap.add_argument('--adapt-rounds', type=int, default=DEFAULTS['adapt_rounds'],

@@ -12,6 +12,7 @@ is written once into --out and reused, as are the maps, so an interrupted run re
 import argparse
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -86,9 +87,9 @@ def product_once(d, size, seed, level, clouds=0.0, kind='product'):
     return p
 
 
-def mapped(run, p, out, buffer=0, stacked_in=None, fringe=1):
+def mapped(run, p, out, buffer=0, stacked_in=None, fringe=1, detect=False):
     """The landslide map of product p (predict.py --s2, --cloud-buffer buffer, --cloud-fringe
-    fringe), made once into
+    fringe; with detect, a copy of p without its masks mapped with --detect-clouds), made once into
     out; with stacked_in (a folder where p was mapped), its stack mapped with the cloud mask
     left out. -> uint8 [H, W]"""
     name = sentinel2.open_product(p['product'])['name']
@@ -98,6 +99,12 @@ def mapped(run, p, out, buffer=0, stacked_in=None, fringe=1):
         if not os.path.exists(stack):
             os.link(os.path.join(stacked_in, f'{name}.tif'), stack)   # the same stack, no mask
         args = ['--scene', stack]
+    elif detect:
+        bare = os.path.join(out + '-product', os.path.basename(p['product']))
+        if not os.path.exists(bare):
+            shutil.copytree(p['product'], bare, ignore=lambda d, names: [
+                n for n in names if 'MSK_' in n or '_SCL_' in n])
+        args = ['--s2', bare, '--dem', p['dem'], '--detect-clouds']
     else:
         args = ['--s2', p['product'], '--dem', p['dem'], '--cloud-buffer', str(buffer),
                 '--cloud-fringe', str(fringe)]
@@ -129,7 +136,8 @@ def cloud_scores(mask, clean, truth, sky):
 def clouds(run, out, seeds=3, size=768, covers=COVERS, buffers=(0,), levels=('L2A', 'L1C'),
            fringes=(1,)):
     """Cloudy synthetic products at each cover, level and seed, mapped with their cloud masks
-    (each --cloud-buffer and --cloud-fringe given) and, at cover 0.3, with the masks left out;
+    (each --cloud-buffer and --cloud-fringe given) and, at cover 0.3, with the masks left out
+    and with the masks taken away and --detect-clouds (also on the cloud-free product, cover 0);
     against the same product without clouds. Prints and writes the table of means over seeds."""
     rows = {}
     for level in levels:
@@ -137,6 +145,9 @@ def clouds(run, out, seeds=3, size=768, covers=COVERS, buffers=(0,), levels=('L2
             base = os.path.join(out, f'{level}-seed{seed}')
             p0 = product_once(base + '-clear', size, seed, level)
             clean = mapped(run, p0, base + '-clear-map')
+            m = mapped(run, p0, base + '-clear-detect', detect=True)   # what the tests take
+            s = cloud_scores(m, clean, S.read_output(p0['truth'], 'mask') == 1, np.zeros_like(m))
+            rows.setdefault((level, 0.0, 'no masks, --detect-clouds'), []).append(s)
             for cover in covers:
                 p = product_once(f'{base}-cover{cover}', size, seed, level, cover)
                 truth = S.read_output(p['truth'], 'mask') == 1
@@ -146,6 +157,7 @@ def clouds(run, out, seeds=3, size=768, covers=COVERS, buffers=(0,), levels=('L2
                 first = f'{base}-cover{cover}-{arms[0][1]}'
                 if cover == 0.3:
                     arms.append(('masks left out', 'nomask', dict(stacked_in=first)))
+                    arms.append(('no masks, --detect-clouds', 'detect', dict(detect=True)))
                 for arm, slug, kw in arms:
                     m = mapped(run, p, f'{base}-cover{cover}-{slug}', **kw)
                     s = cloud_scores(m, clean, truth, sky)

@@ -23,6 +23,8 @@ def parse_args(argv):
                    help='10 m pixels around clouds, cirrus and shadows also left unanalysed')
     s.add_argument('--cloud-fringe', type=int, default=1, help="cells of the product's mask "
                    "around its clouds in which Fmask's spectral tests mark cloud (0: none)")
+    s.add_argument('--detect-clouds', action='store_true', help='a product without any cloud '
+                   "mask: its clouds from Fmask's spectral tests over the whole scene")
     p = sub.add_parser('patches', help='a scene -> 128 x 128 patches in the Landslide4Sense '
                        'layout, with an index of their windows')
     p.add_argument('scene', help='a scene: .tif (a stack, its cloud mask beside it), .h5, .npy')
@@ -75,7 +77,8 @@ def stack(a):
         raise L.DataError(f'--cloud-buffer must be 0 to 60 pixels, got {a.cloud_buffer}')
     if not 0 <= a.cloud_fringe <= 5:
         raise L.DataError(f'--cloud-fringe must be 0 to 5 cells, got {a.cloud_fringe}')
-    info = sentinel2.stack(a.product, a.dem, a.out, buffer=a.cloud_buffer, fringe=a.cloud_fringe)
+    info = sentinel2.stack(a.product, a.dem, a.out, buffer=a.cloud_buffer, fringe=a.cloud_fringe,
+                           detect=a.detect_clouds)
     mask = f", {info['not_analysed']} not analysed ({clouds.sidecar(a.out)})" \
         if info['mask'] else ''
     print(f"wrote {info['path']}: {info['level']}, {info['size'][0]} x {info['size'][1]}, "

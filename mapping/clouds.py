@@ -116,6 +116,20 @@ class OnGrid:
             s.close()
 
 
+class Blank:
+    """A mask that flags nothing, for a product without one whose clouds are found from the
+    spectra (sentinel2.on_grid_mask): read(a, n) -> uint8 [n, W] of zeros."""
+
+    def __init__(self, width):
+        self.width = width
+
+    def read(self, a, n):
+        return np.zeros((n, self.width), np.uint8)
+
+    def close(self):
+        pass
+
+
 def dilate(c, b):
     """Pixels within b pixels (a square) of a BUFFERED class and of no class themselves become 6.
     c: uint8 [n, W] -> uint8 [n, W]"""
@@ -187,10 +201,11 @@ def rasterize(shapes, transform, a, n, W):
     return features.rasterize(order, out_shape=(n, W), transform=win, fill=0, dtype='uint8')
 
 
-def write_tags(dst, buffer=0, fringe=0):
-    """Class names and a colour table, so that a GIS shows a legend; the buffer and fringe used."""
+def write_tags(dst, buffer=0, fringe=0, spectral=False):
+    """Class names and a colour table, so that a GIS shows a legend; how the mask was made."""
     dst.update_tags(1, CLASSES=';'.join(f'{k}={v}' for k, v in CLASSES.items()))
-    dst.update_tags(CLOUD_BUFFER_PX=str(buffer), CLOUD_FRINGE_CELLS=str(fringe))
+    dst.update_tags(CLOUD_BUFFER_PX=str(buffer), CLOUD_FRINGE_CELLS=str(fringe),
+                    CLOUDS_FROM_SPECTRA='yes' if spectral else 'no')
     dst.write_colormap(1, {k: COLOURS.get(k, (0, 0, 0)) for k in range(256)})
 
 

@@ -166,21 +166,21 @@ def _radiometry(xml, where):
 
 # ----------------------------------------------------------------------------- stacking
 
-def stack(product_path, dem_path, out, log=print, buffer=0, grid=None, fringe=fringes.CELLS):
+def stack(product_path, dem_path, out, log=print, buffer=0, grid=None, fringe=fringes.CELLS,
+          detect=False):
     """Stack a product and a DEM into out (GeoTIFF, 14 float32 bands, NaN = no data) and its
     cloud mask into <out>_clouds.tif (clouds.CLASSES; its clouds' fringes, fringes.py; `buffer`
-    pixels around clouds), on B02's 10 m grid or on `grid` (another product's: dict crs,
-    transform, width, height), each written under a temporary name and renamed when complete,
-    the mask first. -> dict(path, size, level, covered, nodata, mask, not_analysed)"""
+    pixels around clouds; without a mask and with `detect`, clouds from the spectra alone), on
+    B02's 10 m grid or on `grid` (another product's: dict crs, transform, width, height), each
+    written under a temporary name and renamed when complete, the mask first.
+    -> dict(path, size, level, covered, nodata, mask, not_analysed, fringe)"""
     rio = L.rasterio_for(out)
     from rasterio.vrt import WarpedVRT
     pr = open_product(product_path)
     srcs, dem, grid = _open_inputs(rio, pr, dem_path, grid)
     H, W, tr = grid['height'], grid['width'], grid['transform']
     res = rio.enums.Resampling.bilinear
-    mask = clouds.OnGrid(rio, pr['mask'], grid, buffer) if pr['mask'] else None
-    if mask is None:
-        log(f"warning: {product_path}: {pr['mask_warning']}")
+    mask = on_grid_mask(rio, pr, grid, buffer, detect, log)
     vrts = {k: on_grid(s, grid, WarpedVRT, res) for k, s in srcs.items()}
     dvrt = WarpedVRT(dem, resampling=res, src_nodata=dem.nodata, nodata=np.nan,
                      dtype='float32', **grid)
@@ -199,7 +199,7 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None, fringe=fr
             for i, d in enumerate(DESCRIPTIONS, 1):
                 dst.set_band_description(i, d)
             if mdst is not None:
-                clouds.write_tags(mdst, buffer, fringe)
+                clouds.write_tags(mdst, buffer, fringe, pr['mask']['kind'] == 'spectral')
             counts.update(_write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe))
         if tmp_mask and pr['mask']['kind'] != 'SCL':   # L1C's masks have no cloud shadows
             counts['unseen'] += find_shadows(tmp, tmp_mask, pr, buffer, log)
@@ -226,6 +226,21 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None, fringe=fr
                 not_analysed=counts['unseen'], fringe=counts.get('fringe', 0))
 
 
+def on_grid_mask(rio, pr, grid, buffer, detect, log):
+    """The product's cloud mask read onto the grid (clouds.OnGrid). A product without one gets,
+    with detect, a blank mask whose clouds Fmask's tests find over the whole scene (kind
+    'spectral'; fringes.py), else None; one warning either way."""
+    if pr['mask']:
+        return clouds.OnGrid(rio, pr['mask'], grid, buffer)
+    if not detect:
+        log(f"warning: {pr['path']}: {pr['mask_warning']}")
+        return None
+    log(f"warning: {pr['path']}: " + pr['mask_warning'].replace(
+        'clouds are mapped as ground', "clouds are found by Fmask's spectral tests alone"))
+    pr['mask'] = dict(kind='spectral', res=0, path=None, name="Fmask's spectral tests")
+    return clouds.Blank(grid['width'])
+
+
 def find_shadows(stack, mask, pr, buffer, log):
     """Cloud shadows marked in a mask that has none, from the sun's angles (shadows.py).
     -> pixels marked"""
@@ -239,22 +254,31 @@ def find_shadows(stack, mask, pr, buffer, log):
     return n
 
 
-def stacked(product, dem, out, name, log, buffer=0, grid=None, fringe=fringes.CELLS):
+def stacked(product, dem, out, name, log, buffer=0, grid=None, fringe=fringes.CELLS,
+            detect=False):
     """The product stacked with the DEM into <out>/<name>.tif, its cloud mask beside it (a
-    finished stack is reused when its mask was made with the same buffer and fringe)."""
+    finished stack is reused when its mask was made as asked)."""
     path = os.path.join(out, f'{name}.tif')
-    if os.path.exists(path) and stack_mask(path) == (buffer, fringe) and \
-            stack_on_grid(path, grid):
+    if os.path.exists(path) and stack_on_grid(path, grid) and \
+            mask_as_asked(stack_mask(path), buffer, fringe, detect):
         log(f'{name}: stacked earlier, reused {path}')
     else:
         log(f'{name}: stacking {product} with {dem}...')
-        info = stack(product, dem, path, log, buffer, grid, fringe)
+        info = stack(product, dem, path, log, buffer, grid, fringe, detect)
         if info['mask']:
             log(f"{name}: not analysed: {info['not_analysed']} pixels by its "
                 f"{os.path.basename(info['mask'])}, {info['fringe']} of them at its clouds' edges "
                 f"by Fmask's tests{f' and {buffer} pixels around its clouds' if buffer else ''} "
                 f'({os.path.basename(clouds.sidecar(path))})')
     return S.Scene(path)
+
+
+def mask_as_asked(made, buffer, fringe, detect):
+    """Whether a stack's mask, made as stack_mask says, is the one these flags would make."""
+    if made is None:                              # a product without a mask, none found
+        return not detect
+    b, f, from_spectra = made
+    return (b, f) == (buffer, fringe) and (detect or not from_spectra)
 
 
 def stack_on_grid(path, grid):
@@ -267,13 +291,15 @@ def stack_on_grid(path, grid):
 
 
 def stack_mask(path):
-    """How a stack's cloud mask was made: (buffer, fringe); (0, 0) without a mask."""
+    """How a stack's cloud mask was made: (buffer, fringe, found from the spectra alone); None
+    without a mask."""
     side = clouds.sidecar(path)
     if not os.path.exists(side):
-        return 0, 0
+        return None
     with L.rasterio_for(side).open(side) as f:
         t = f.tags()
-    return int(t.get('CLOUD_BUFFER_PX', 0)), int(t.get('CLOUD_FRINGE_CELLS', 0))
+    return (int(t.get('CLOUD_BUFFER_PX', 0)), int(t.get('CLOUD_FRINGE_CELLS', 0)),
+            t.get('CLOUDS_FROM_SPECTRA') == 'yes')
 
 
 def _open_inputs(rio, pr, dem_path, grid=None):
@@ -342,6 +368,8 @@ def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe):
             m = c[a - lo:a - lo + n].copy()
             if w:
                 n_['fringe'] += fringes.mark(out, m, fringes.near_clouds(c, a - lo, n, w))
+            elif pr['mask']['kind'] == 'spectral':      # no mask: the whole scene tested
+                n_['fringe'] += fringes.mark(out, m, np.ones(m.shape, bool))
             m[bad] = 255
             mdst.write(m[None], window=Window(0, a, W, n))
             n_['unseen'] += int(((m > 0) & (m < 255)).sum())

@@ -89,7 +89,8 @@ def test_buffer_marks_the_pixels_near_a_cloud_and_no_others(cloudy, tmp_path):
             grown |= np.roll(np.roll(np.pad(src, 2), dy, 0), dx, 1)[2:-2, 2:-2]
     expect = np.where(grown & (plain == 0), 6, plain)
     assert np.array_equal(near, expect) and (near == 6).sum() > 100
-    assert sentinel2.stack_mask(out) == (2, 0) and sentinel2.stack_mask(p['stack']) == (0, 1)
+    assert sentinel2.stack_mask(out) == (2, 0, False)
+    assert sentinel2.stack_mask(p['stack']) == (0, 1, False)
 
 
 def test_l1c_shadows_are_found_where_the_geometry_puts_them(cloudy):
@@ -305,12 +306,22 @@ def test_unreadable_mask_is_bad_input_nothing_written(case, cloudy, tmp_path, ca
     assert os.listdir(out) == []
 
 
-def test_product_without_masks_maps_as_before_with_a_warning(cloudy, tmp_path):
+def test_product_without_masks_gets_clouds_from_the_spectra_or_none(cloudy, tmp_path):
+    """A product without masks: with --detect-clouds its clouds found by Fmask's tests over the
+    whole scene (and shadows from the sun's angles), one warning; without, mapped as ground."""
     prod = str(tmp_path / 'p.SAFE')
     shutil.copytree(cloudy['l2a']['product'], prod)
     for f in glob.glob(os.path.join(prod, 'GRANULE', '*', '*', '*MSK_*')) + \
             glob.glob(os.path.join(prod, 'GRANULE', '*', 'IMG_DATA', '*', '*_SCL_*')):
         os.remove(f)
+    lines = []
+    info = sentinel2.stack(prod, cloudy['l2a']['dem'], str(tmp_path / 'd.tif'), log=lines.append,
+                           detect=True)
+    assert 'no cloud mask' in lines[0] and "found by Fmask's spectral tests alone" in lines[0]
+    found, sky_truth = read(str(tmp_path / 'd_clouds.tif')), read(cloudy['l2a']['sky_truth'])
+    assert (found[sky_truth == 1] == 1).mean() > 0.8 and (found[sky_truth == 0] == 1).mean() < 0.03
+    assert (found == 3).any() and info['not_analysed'] > 0
+    assert sentinel2.stack_mask(str(tmp_path / 'd.tif')) == (0, 1, True)
     lines = []
     info = sentinel2.stack(prod, cloudy['l2a']['dem'], str(tmp_path / 's.tif'), log=lines.append)
     assert len(lines) == 1 and 'no cloud mask' in lines[0] and 'SCL_20m' in lines[0]

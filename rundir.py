@@ -17,6 +17,8 @@ from models import build_model
 
 # flags that may change between runs in one --out without changing what is computed
 RESUMABLE = ('out', 'rounds', 'device', 'log_every', 'force', 'demo', 'paper_rule')
+# settings set by a flag of another name
+FLAG_OF = {'holes': '--sky', 'shade': '--sky', 'separate_norm': '--no-separate-norm'}
 
 
 def check_out(c):
@@ -27,10 +29,10 @@ def check_out(c):
     cpath = os.path.join(c.out, 'config.json')
     if os.path.exists(cpath) and not c.force:
         old, new = json.load(open(cpath)), vars(c)
-        diff = sorted(k for k in set(old) | set(new)
-                      if k not in RESUMABLE and old.get(k) != new.get(k))
+        diff = sorted(k for k in set(old) | set(new)   # a setting newer than the run: off there
+                      if k not in RESUMABLE and (old[k] != new.get(k) if k in old else new[k]))
         if diff:
-            flags = ', '.join('--' + k.replace('_', '-') for k in diff)
+            flags = ', '.join(sorted({FLAG_OF.get(k, '--' + k.replace('_', '-')) for k in diff}))
             raise L.DataError(f'{cpath}: this run folder was made by a different command (differs '
                               f'in: {flags}); use --force to start over')
 

@@ -204,20 +204,50 @@ def augment(x, y, g, colour=0.1):
     return x, y
 
 
+def region(B, H, W, g, size):
+    """One smooth random field per sample and the level above which it covers a random share of
+    the sample, drawn from the range `size`. -> (field [B, H * W], level [B, 1])"""
+    field = F.interpolate(torch.rand(B, 1, 6, 6, generator=g), size=(H, W), mode='bicubic',
+                          align_corners=False)[:, 0].flatten(1)
+    cover = size[0] + (size[1] - size[0]) * torch.rand(B, generator=g)
+    k = ((1 - cover) * (H * W - 1)).long()[:, None]             # each sample's own quantile
+    return field, field.sort(dim=1).values.gather(1, k)
+
+
 def holes(x, y, g, share, size=(0.05, 0.5)):
     """Random not-analysed blobs, filled exactly as mapping fills a cloud: the spectral bands at
     their mean (0 once normalized), slope and DEM kept, the labels there ignored. Each sample
     with probability `share` gets one smooth random field thresholded to cover a random part of
     it (size, a range of shares), so that a cloud's edge is something the networks have seen.
-    x: [B, 14, H, W] normalized, y: [B, H, W]; g: a CPU torch.Generator. -> (x, y)"""
+    x: [B, 14, H, W] normalized, y: [B, H, W]; g: a CPU torch.Generator. -> (x, y), as they
+    are and with nothing drawn from g at share 0"""
+    if not share:
+        return x, y
     B, _, H, W = x.shape
     hit = torch.rand(B, generator=g) < share
-    field = F.interpolate(torch.rand(B, 1, 6, 6, generator=g), size=(H, W), mode='bicubic',
-                          align_corners=False)[:, 0].flatten(1)
-    cover = size[0] + (size[1] - size[0]) * torch.rand(B, generator=g)
-    k = ((1 - cover) * (H * W - 1)).long()[:, None]             # each sample's own quantile
-    cut = field.sort(dim=1).values.gather(1, k)
-    return hide(x, ((field > cut) & hit[:, None]).view(B, H, W).to(x.device), y)
+    field, level = region(B, H, W, g, size)
+    return hide(x, ((field > level) & hit[:, None]).view(B, H, W).to(x.device), y)
+
+
+def shade(x, g, share, depth=1.5, size=(0.1, 0.9), edge=0.15):
+    """An uneven sky the networks can see through: each sample with probability `share` gets one
+    smooth random region (drawn as holes() draws it, its edge soft over `edge` of the field)
+    where every spectral band is offset by depth * U(-1, 1) of its std, times U(0.5, 1.5) per
+    band: darker, as under a faint cloud shadow, or brighter, as under a thin veil. Slope, DEM
+    and labels are kept: the ground is still seen. The colour perturbation of augment() made
+    local. x: [B, 14, H, W] normalized; g: a CPU torch.Generator. -> x (x itself, nothing drawn
+    from g, at share 0)"""
+    if not share:
+        return x
+    B, _, H, W = x.shape
+    hit = torch.rand(B, generator=g) < share
+    field, level = region(B, H, W, g, size)
+    soft = ((field - level) / edge).clamp(0, 1).view(B, 1, H, W)
+    amount = depth * (2 * torch.rand(B, 1, 1, 1, generator=g) - 1) * hit.view(B, 1, 1, 1)
+    per_band = 0.5 + torch.rand(B, SPECTRAL, 1, 1, generator=g)
+    x = x.clone()
+    x[:, :SPECTRAL] += (amount * per_band * soft).to(x.device, x.dtype)
+    return x
 
 
 def hide(x, blob, y=None):

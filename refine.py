@@ -42,7 +42,7 @@ DEFAULTS = dict(
     models='unet,resunet,attunet', width=64,          # the three-network ensemble
     scale=4, batch_size=16, epochs=20, steps=0,       # 128 -> 512; steps 0: use epochs
     lr=1e-3, weight_decay=1e-4, colour=0.1,           # AdamW, poly decay; colour perturbation
-    holes=0.0,                                        # share of patches given a cloud's hole
+    holes=0.0, shade=0.0,                             # --sky: shares given a hole, a shade
     loss='lovasz+ohem', w_lovasz=1.0, w_ohem=1.0, ohem_thresh=0.7, ohem_min_kept=100_000,
     pseudo='guarded', portion=0.2, portion_step=0.1,  # pseudo-label rule (pseudo.py)
     threshold=0.7, ignore_uncertain=True,             # the threshold rule's settings (paper: 0.7)
@@ -85,8 +85,10 @@ def parse_args(argv=None):
       help="pseudo-label rule: grown up to the source's landslide share (guarded), class-balanced "
       "(CBST), grown without a ceiling, the paper's threshold, or none (an ablation)")
     a('--portion', type=float, help='balanced/grow/guarded: share of each class kept in round 0')
-    a('--holes', type=float, help='share of training patches given random not-analysed blobs, '
-      'filled as mapping fills a cloud (spectral bands at the mean, labels ignored)')
+    a('--sky', type=float, nargs=2, metavar=('HOLES', 'SHADE'), help='shares of training patches '
+      'given a not-analysed blob filled as mapping fills a cloud (labels ignored), and a smooth '
+      'region darker or brighter in every spectral band, as under a faint shadow (labels kept) '
+      '[default: 0 0]')
     a('--ignore-uncertain', action=argparse.BooleanOptionalAction,
       help='threshold rule: probability between 1-threshold and threshold is ignored')
     a('--warm-start', action=argparse.BooleanOptionalAction,
@@ -107,6 +109,7 @@ def parse_args(argv=None):
       'synthetic dataset under --out')
     a('--force', action='store_true', help='start over in an --out made by a different command')
     given = {k: v for k, v in vars(ap.parse_args(argv)).items() if v is not None}
+    given |= dict(zip(('holes', 'shade'), given.pop('sky', ())))
     cfg = dict(DEFAULTS)
     cfg |= DEMO if given.get('demo') else {}
     cfg |= PAPER if given.get('paper_rule') else {}
@@ -123,7 +126,8 @@ def check_args(c):
     bad = [m for m in names if m not in MODELS]
     problems = [
         (c.rounds < 0, f'--rounds must be >= 0, got {c.rounds}'),
-        (not 0 <= c.holes <= 1, f'--holes must be in [0, 1], got {c.holes}'),
+        (not (0 <= c.holes <= 1 and 0 <= c.shade <= 1),
+         f'--sky shares must be in [0, 1], got {c.holes:g} {c.shade:g}'),
         (not 0 < c.portion <= 1, f'--portion must be in (0, 1], got {c.portion}'),
         (c.scale < 1, f'--scale must be a positive integer, got {c.scale}'),
         (c.width < 1 or c.batch_size < 2, '--width must be >= 1 and --batch-size >= 2'),
@@ -163,9 +167,10 @@ def sample_batch(D, labels, c, g, dev, g_aug=None):
     i_t = torch.randint(max(n_t, 1), (c.batch_size,), generator=g)[mine][is_t]
     x = torch.cat([D['xs'][i_s.to(dev)], D['xt'][i_t.to(dev)]]).float()
     y = torch.cat([D['ys'][i_s.to(dev)], labels[i_t.to(dev)] if n_t else D['ys'][:0]])
-    x, y = L.augment(x, y, g if g_aug is None else g_aug, c.colour)
-    if c.holes:
-        x, y = L.holes(x, y, g if g_aug is None else g_aug, c.holes)
+    g_aug = g if g_aug is None else g_aug
+    x, y = L.augment(x, y, g_aug, c.colour)
+    x = L.shade(x, g_aug, c.shade)                    # each a no-op at share 0 (no draws)
+    x, y = L.holes(x, y, g_aug, c.holes)
     x, y = L.promote(x, c.scale, y)
     return x.contiguous(memory_format=torch.channels_last), y
 

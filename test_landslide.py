@@ -323,8 +323,30 @@ def test_holes_hide_smooth_blobs_in_some_patches_and_ignore_their_labels():
     assert torch.equal(yh[~hidden], y[~hidden])
     edge = hidden[:, 1:] != hidden[:, :-1]                          # blobs, not salt and pepper
     assert edge.float().mean() < 0.02
-    xn, yn = L.holes(x, y, torch.Generator().manual_seed(1), 0.0)
+    g0 = torch.Generator().manual_seed(1)
+    xn, yn = L.holes(x, y, g0, 0.0)
     assert torch.equal(xn, x) and torch.equal(yn, y)
+    assert torch.equal(g0.get_state(), torch.Generator().manual_seed(1).get_state())  # no draws
+
+
+def test_shade_darkens_or_brightens_a_smooth_region_of_the_spectral_bands_only():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(64, 14, 128, 128)
+    d = L.shade(x, g, 0.5) - x
+    hit = d[:, :12].abs().amax((1, 2, 3)) > 0
+    assert 20 < hit.sum() < 44                                      # about half the patches
+    assert torch.equal(d[:, 12:], torch.zeros_like(d[:, 12:]))      # slope and DEM kept
+    assert d.abs().max() <= 1.5 * 1.5 + 1e-5                        # depth 1.5, band factor <= 1.5
+    sign = torch.sign(d[:, :12].sum((2, 3)))                        # one way in every band
+    assert ((sign == sign[:, :1]) | (sign == 0)).all()
+    assert (sign[hit, 0] < 0).any() and (sign[hit, 0] > 0).any()    # shadows and veils both
+    touched = d[hit, 0] != 0
+    assert 0.05 < touched.float().mean() < 0.95                      # a region, not the patch
+    step = (d[hit, 0, 1:] - d[hit, 0, :-1]).abs().max()             # a soft edge, no cliff
+    assert step < 0.5 * d[hit, 0].abs().amax()
+    g0 = torch.Generator().manual_seed(2)
+    assert torch.equal(L.shade(x, g0, 0.0), x)
+    assert torch.equal(g0.get_state(), torch.Generator().manual_seed(2).get_state())  # no draws
 
 
 def test_promote_shapes_and_nearest_masks():

@@ -260,7 +260,9 @@ def test_bad_data_one_line_nothing_written(case, tiny, tmp_path, capsys):
 
 
 @pytest.mark.parametrize('flags, expected', [
-    (['--rounds', '-1'], '--rounds'), (['--holes', '1.5'], '--holes'), (['--scale', '0'], '--scale'),
+    (['--rounds', '-1'], '--rounds'), (['--scale', '0'], '--scale'),
+    (['--sky', '1.5', '0'], '--sky shares must be in [0, 1], got 1.5 0'),
+    (['--sky', '0', '-0.1'], '--sky shares must be in [0, 1], got 0 -0.1'),
     (['--models', 'unet,segformer'], 'unknown model segformer'), (['--holdout', '1'], '--holdout')])
 def test_nonsensical_flags_refused(flags, expected, tiny, tmp_path, capsys):
     assert run_refine(tiny, tmp_path / 'out', *flags) == 2
@@ -354,6 +356,18 @@ def test_changed_command_refused_unless_forced(tiny, tmp_path, capsys):
     assert 'differs in: --lr' in capsys.readouterr().err
     assert run_refine(tiny, tmp_path / 'run', '--rounds', '0', '--lr', '0.01', '--force') == 0
     assert json.load(open(tmp_path / 'run/config.json'))['lr'] == 0.01
+
+
+def test_a_run_older_than_a_setting_resumes_with_it_off_and_not_with_it_on(tiny, tmp_path,
+                                                                           capsys):
+    assert run_refine(tiny, tmp_path / 'run', '--rounds', '0') == 0
+    cpath = tmp_path / 'run/config.json'
+    cfg = json.load(open(cpath))
+    del cfg['shade']                                      # as a run made before shade was
+    cpath.write_text(json.dumps(cfg))
+    assert run_refine(tiny, tmp_path / 'run', '--rounds', '0') == 0
+    assert run_refine(tiny, tmp_path / 'run', '--rounds', '0', '--sky', '0', '0.5') == 2
+    assert 'differs in: --sky)' in capsys.readouterr().err
 
 
 def test_adabn_on_tiles_partly_under_a_cloud_takes_statistics_where_they_could_see():

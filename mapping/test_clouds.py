@@ -162,7 +162,7 @@ def test_shadows_marked_band_by_band_equal_the_whole_frame_at_once(cloudy, tmp_p
 
 
 def test_a_hole_in_training_is_filled_as_mapping_fills_a_cloud(cloudy, tmp_path):
-    """Training's holes (refine.py --holes) and mapping's clouds give the networks the same
+    """Training's holes (refine.py --sky HOLES 0) and mapping's clouds give the networks the same
     input: spectral bands at the mean, slope and DEM kept."""
     p = cloudy['l2a']
     bare = str(tmp_path / 'bare.tif')

@@ -1,5 +1,6 @@
 """The benchmarks' own logic, checked without training: the refinement table's goals, a table
-from finished runs, arms sharing round 0, refusals; and the GPU check's every part on the CPU.
+from finished runs, arms sharing round 0, refusals; the cloud table's scores; and the GPU
+check's every part on the CPU.
 
     python -m pytest -q bench
 """
@@ -9,7 +10,7 @@ import os
 import pytest
 
 import landslide as L
-from bench import gpu, refinement
+from bench import gpu, maps, refinement
 from models import MODELS
 
 
@@ -95,3 +96,26 @@ def test_refinement_refuses_unknown_arms_and_empty_tables(tmp_path, capsys):
     assert refinement.main(['--out', str(tmp_path), '--table-only']) == 2
     assert 'no finished run' in capsys.readouterr().err
     assert os.listdir(tmp_path) == []                                  # nothing written
+
+
+def test_cloud_scores_and_the_cloud_free_products_own_f1():
+    import numpy as np
+    truth = np.zeros((4, 6), bool)
+    truth[0, :2] = True                                   # two landslide pixels in the clear
+    sky = np.zeros((4, 6), np.uint8)
+    sky[3] = 1                                            # the bottom row is cloud
+    clean = truth.astype(np.uint8)
+    clean[1, 0] = 1                                       # one false landslide on a clear map
+    clean[2, 5] = 255                                     # no data
+    cloudy = clean.copy()
+    cloudy[3, :3], cloudy[3, 3:] = 1, 254                 # half the cloud called landslide
+    cloudy[1, 5] = 254                                    # one clear pixel lost
+    s = maps.cloud_scores(cloudy, clean, truth, sky)
+    assert s['on_cloud'] == 50.0 and s['clear_lost'] == pytest.approx(100 / 17)
+    assert s['f1_cloudy'] == s['f1_clean'] == pytest.approx(80.0) and s['f1_ratio'] == 1.0
+    free = maps.free_scores(clean, truth)                 # 2 TP, 1 FP over its 23 data pixels
+    assert free['f1_clean'] == pytest.approx(80.0) and free['on_cloud'] != free['on_cloud']
+    table = maps.cloud_table({('L1C', 0.0, 'cloud-free product'): [free],
+                              ('L1C', 0.3, 'fringe 1'): [s]})
+    assert '| L1C | 0.0 | cloud-free product | – | – | – | – | – | – | 80.00 | – |' in table
+    assert '| L1C | 0.3 | fringe 1 | 50.00 |' in table

@@ -7,6 +7,7 @@ check's every part on the CPU.
 import json
 import os
 
+import numpy as np
 import pytest
 
 import landslide as L
@@ -99,7 +100,6 @@ def test_refinement_refuses_unknown_arms_and_empty_tables(tmp_path, capsys):
 
 
 def test_cloud_scores_and_the_cloud_free_products_own_f1():
-    import numpy as np
     truth = np.zeros((4, 6), bool)
     truth[0, :2] = True                                   # two landslide pixels in the clear
     sky = np.zeros((4, 6), np.uint8)

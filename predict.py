@@ -118,11 +118,12 @@ def map_scenes(models, c, jobs, out, args, dev, rnd, opts=None):
             continue
         sc = src if isinstance(src, S.Scene) else \
             sentinel2.stacked(src, args.dem, out, name, log, args.cloud_buffer,
-                              fringe=args.cloud_fringe, detect=args.detect_clouds)
+                              fringe=args.cloud_fringe, detect=args.detect_clouds,
+                              correct_cirrus=not args.no_cirrus_correction)
         ens, adapted = (models, c), None
         if opts:                                    # the scene's own tiles as the target
             target = adapt.scene_target(args.run, sc.path, os.path.join(out, f'{name}_target'),
-                                        truth, opts['tiles'])
+                                        truth, opts['tiles'], not args.no_cirrus_correction)
             arm = os.path.join(out, f"{name}_{'control' if opts['control'] else 'adapted'}")
             a_models, a_c, adapted = adapted_run(args.run, rnd, target, 'test', arm, opts, dev,
                                                  log)
@@ -176,7 +177,7 @@ def map_before(models, c, product, after, out, args, dev, log):
     name = sentinel2.open_product(product)['name']
     grid = dict(crs=after.crs, transform=after.transform, width=after.W, height=after.H)
     bsc = sentinel2.stacked(product, args.dem, out, name, log, args.cloud_buffer, grid,
-                            args.cloud_fringe, args.detect_clouds)
+                            args.cloud_fringe, args.detect_clouds, not args.no_cirrus_correction)
     info = tiles.map_scene(models, c, bsc, out, args.overlap, args.nodata, dev, log,
                            args.log_every)
     info.pop('quicklook_rgb')
@@ -227,7 +228,8 @@ def scene_jobs(args):
     if args.before and (args.scene or len(args.s2 or []) != 1):
         raise L.DataError(f'{args.before}: --before compares two products: give one --s2 (the '
                           f'after-date) and no --scene')
-    jobs = [(sc.name, sc) for sc in (S.Scene(p) for p in args.scene or [])]
+    jobs = [(sc.name, sc) for sc in (S.Scene(p, not args.no_cirrus_correction)
+                                     for p in args.scene or [])]
     for p in args.s2 or []:
         if args.dem is None:
             raise L.DataError(f'{p}: --s2 needs --dem (a DEM raster covering the product)')
@@ -289,6 +291,9 @@ def parse_args(argv):
     ap.add_argument('--detect-clouds', action='store_true', help='with --s2: a product without '
                     "any cloud mask gets its clouds from Fmask's spectral tests over the whole "
                     'scene (mapping/fringes.py) [default: mapped as ground, with a warning]')
+    ap.add_argument('--no-cirrus-correction', action='store_true', help="a Level-1C stack's "
+                    "thin cirrus mapped as the product holds it, B10's excess over the clear "
+                    'land left in every band (mapping/cirrus.py) [default: taken out]')
     ap.add_argument('--adapt', action='store_true', help='first refine the run with the imagery '
                     'being mapped as its target domain (mapping/adapt.py), then map with that')
     ap.add_argument('--adapt-rounds', type=int, default=DEFAULTS['adapt_rounds'],

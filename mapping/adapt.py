@@ -87,12 +87,14 @@ def adapt(run, rnd, target_root, split, out, opts, device, log=print):
                        for e in metrics['rounds']])
 
 
-def scene_target(run, scene_path, folder, truth, tiles):
+def scene_target(run, scene_path, folder, truth, tiles, correct_cirrus=True):
     """The scene's analysed tiles as the target split folder/TestData, drawn with the run's seed
-    (cut once, then reused). -> folder"""
+    (cut once, then reused; a Level-1C stack's thin cirrus taken out unless correct_cirrus=False).
+    -> folder"""
     if not os.path.isdir(os.path.join(folder, 'TestData')):
         seed = json.load(open(os.path.join(run, 'config.json')))['seed']
-        patches.cut(scene_path, folder, 'test', truth, min_analysed=0.5, most=tiles, seed=seed)
+        patches.cut(scene_path, folder, 'test', truth, min_analysed=0.5, most=tiles, seed=seed,
+                    correct_cirrus=correct_cirrus)
     return folder
 
 

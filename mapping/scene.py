@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 import landslide as L
-from mapping import clouds
+from mapping import cirrus, clouds
 
 FORMATS = {'.tif': 'tif', '.tiff': 'tif', '.h5': 'h5', '.hdf5': 'h5', '.npy': 'npy'}
 NODATA_OUT = 255                                  # the no-data value of every output
@@ -25,12 +25,14 @@ NODATA_OUT = 255                                  # the no-data value of every o
 class Scene:
     """A scene opened for reading in row bands. Attributes: path, name, fmt, H, W, crs and
     transform (GeoTIFF only, else None), nodata (the file's own no-data value, if it names one),
-    clouds (the path of its cloud mask, <name>_clouds.tif beside a GeoTIFF stack, or None)."""
+    clouds (the path of its cloud mask, <name>_clouds.tif beside a GeoTIFF stack, or None),
+    cirrus (a Level-1C stack's B10 clear levels, cirrus.py: rows() reads the scene with its
+    thin cirrus taken out; None for any other scene, and with correct_cirrus=False)."""
 
-    def __init__(self, path):
+    def __init__(self, path, correct_cirrus=True):
         self.path, self.fmt = path, FORMATS.get(os.path.splitext(path)[1].lower())
         self.name = os.path.splitext(os.path.basename(path))[0]
-        self.crs = self.transform = self.nodata = self.clouds = self._clouds = None
+        self.crs = self.transform = self.nodata = self.clouds = self._clouds = self.cirrus = None
         if self.fmt is None:
             raise L.DataError(f"{path}: unknown scene format (use {', '.join(FORMATS)})")
         if not os.path.isfile(path):
@@ -41,6 +43,7 @@ class Scene:
                 shape = (self._f.height, self._f.width, self._f.count)
                 self.crs, self.transform = self._f.crs, self._f.transform
                 self.nodata = self._f.nodata
+                self.cirrus = cirrus.from_tags(self._f.tags()) if correct_cirrus else None
             elif self.fmt == 'h5':
                 self._h5 = h5py.File(path, 'r')
                 if 'img' not in self._h5:
@@ -106,7 +109,8 @@ class Scene:
             if self.fmt == 'tif':
                 from rasterio.windows import Window
                 x = self._f.read(window=Window(0, a, self.W, b - a))
-                return x.transpose(1, 2, 0).astype(np.float32)
+                x = x.transpose(1, 2, 0).astype(np.float32)
+                return x if self.cirrus is None else cirrus.correct(x, self.cirrus)
             if self.fmt == 'npy':
                 n = (b - a) * self.W * L.BANDS
                 at = self._offset + a * self.W * L.BANDS * self._dtype.itemsize

@@ -17,7 +17,8 @@ opens it and a later run reuses it; streamed in bands of rows, never the whole t
   predict.py normalizes every scene by its own per-band statistics (separated normalization).
 - L2A has no B10 (cirrus, an atmospheric band that says nothing of the ground): it is filled with
   one constant, which a scene's own normalization turns into 0, the value the networks saw on
-  average. docs/mapping.md gives what that costs.
+  average. docs/mapping.md gives what that costs. L1C's B10 gives the clear land's level that
+  cirrus.py takes a thin cirrus out with, kept in the stack's tags.
 - The DEM, in any CRS, is warped bilinearly onto the grid; slope in degrees by Horn's method
   (as `gdaldem slope` defines it) at the grid's pixel size; at the grid's edges a missing
   neighbour takes the centre's value (as `gdaldem slope -compute_edges`).
@@ -34,7 +35,7 @@ import zipfile
 import numpy as np
 
 import landslide as L
-from mapping import clouds, fringes, scene as S, shadows
+from mapping import cirrus, clouds, fringes, scene as S, shadows
 
 BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B09', 'B10', 'B11', 'B12']
 BAND_ORDER = BANDS[:8] + ['B8A'] + BANDS[8:]   # the metadata's band_id 0..12
@@ -201,6 +202,8 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None, fringe=fr
             if mdst is not None:
                 clouds.write_tags(mdst, buffer, fringe, pr['mask']['kind'] == 'spectral')
             counts.update(_write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe))
+            if 'B10' in vrts:                             # Level-1C: B10's clear level kept
+                dst.update_tags(**{cirrus.TAG: cirrus.to_tag(counts.pop('cirrus'))})
         if tmp_mask and pr['mask']['kind'] != 'SCL':   # L1C's masks have no cloud shadows
             counts['unseen'] += find_shadows(tmp, tmp_mask, pr, buffer, log)
         if counts['covered'] == 0 and counts['no_dem'] > 0:
@@ -255,9 +258,10 @@ def find_shadows(stack, mask, pr, buffer, log):
 
 
 def stacked(product, dem, out, name, log, buffer=0, grid=None, fringe=fringes.CELLS,
-            detect=False):
+            detect=False, correct_cirrus=True):
     """The product stacked with the DEM into <out>/<name>.tif, its cloud mask beside it (a
-    finished stack is reused when its mask was made as asked)."""
+    finished stack is reused when its mask was made as asked); opened as a Scene, its thin
+    cirrus taken out unless correct_cirrus=False."""
     path = os.path.join(out, f'{name}.tif')
     if os.path.exists(path) and stack_on_grid(path, grid) and \
             mask_as_asked(stack_mask(path), buffer, fringe, detect):
@@ -270,7 +274,7 @@ def stacked(product, dem, out, name, log, buffer=0, grid=None, fringe=fringes.CE
                 f"{os.path.basename(info['mask'])}, {info['fringe']} of them at its clouds' edges "
                 f"by Fmask's tests{f' and {buffer} pixels around its clouds' if buffer else ''} "
                 f'({os.path.basename(clouds.sidecar(path))})')
-    return S.Scene(path)
+    return S.Scene(path, correct_cirrus)
 
 
 def mask_as_asked(made, buffer, fringe, detect):
@@ -336,12 +340,14 @@ def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe):
     """Stream the stack into dst, and the cloud mask into mdst, in bands of ROWS rows; a
     mask's fringes refined from the spectra (fringes.py).
     -> dict(covered: pixels with data, nodata: without, no_dem: with imagery but no elevation,
-    unseen: with data but not analysed, fringe: of those, marked from the spectra)"""
+    unseen: with data but not analysed, fringe: of those, marked from the spectra, cirrus: B10's
+    clear level by elevation, cirrus.clear_levels)"""
     from rasterio.windows import Window
     H, W, tr = grid['height'], grid['width'], grid['transform']
     xres, yres = abs(tr.a), abs(tr.e)
     w = fringes.width(pr['mask'], xres, fringe) if mdst is not None else 0
     n_ = dict(covered=0, nodata=0, no_dem=0, unseen=0, fringe=0)
+    zs, bs = [], []                                       # B10 of the analysed land, sampled
     for a in range(0, H, ROWS):
         n = min(ROWS, H - a)
         out = np.empty((L.BANDS, n, W), np.float32)
@@ -373,8 +379,12 @@ def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe):
             m[bad] = 255
             mdst.write(m[None], window=Window(0, a, W, n))
             n_['unseen'] += int(((m > 0) & (m < 255)).sum())
+        z, b = cirrus.sample(out, ~bad if mdst is None else m == 0, a)
+        zs.append(z)
+        bs.append(b)
         n_['nodata'] += int(bad.sum())
         n_['covered'] += int((~bad).sum())
+    n_['cirrus'] = cirrus.clear_levels(np.concatenate(zs), np.concatenate(bs))
     return n_
 
 

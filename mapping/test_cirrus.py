@@ -1,0 +1,103 @@
+"""Tests of the thin cirrus correction (mapping/cirrus.py): B10's clear level follows the
+elevation, a veil comes out of every spectral band and nothing else changes, a Level-1C stack
+keeps the product's reflectance and is read without its cirrus, and --no-cirrus-correction.
+
+    python -m pytest -q mapping/test_cirrus.py
+"""
+import numpy as np
+import pytest
+
+import landslide as L
+import predict
+from mapping import cirrus, clouds, scene as S, sentinel2
+from synthetic import product, sky
+
+rasterio = pytest.importorskip('rasterio', reason='rasterio not installed (requirements-geo.txt)')
+
+
+def ground(rng, n=64, rise=0.0):
+    """Clear land: random spectra, an elevation ramp 0 .. 3000 m and B10 rising with it by
+    `rise` per metre (dry air over high ground). -> float32 [n, n, 14]"""
+    x = rng.uniform(0.02, 0.3, (n, n, L.BANDS)).astype(np.float32)
+    x[..., 13] = np.linspace(0, 3000, n * n).reshape(n, n)
+    x[..., 12] = rng.uniform(0, 40, (n, n))
+    x[..., 9] = 0.002 + rise * x[..., 13] + rng.normal(0, 2e-4, (n, n))
+    return x
+
+
+def levels_of(x):
+    flat = x.reshape(-1, L.BANDS)
+    return cirrus.clear_levels(flat[:, 13], flat[:, 9])
+
+
+def test_the_clear_level_follows_the_elevation():
+    x = ground(np.random.default_rng(0), rise=2e-6)             # B10 0.002 at sea level, 0.008 at 3 km
+    z, b = levels_of(x)
+    assert len(z) == cirrus.BINS and np.all(np.diff(z) > 0)
+    assert np.abs(b - (0.002 + 2e-6 * z)).max() < 3e-4
+    before = x.copy()
+    moved = np.abs(cirrus.correct(x, (z, b))[..., :12] - before[..., :12]).max()
+    assert moved < 1.5e-3                                      # high ground is not cirrus
+    one = cirrus.clear_levels(before[..., 13].ravel(), before[..., 9].ravel(), bins=1)
+    high = np.abs(cirrus.correct(before.copy(), one)[..., :12] - before[..., :12]).max()
+    assert high > 2.5e-3                                       # one level for all would take it
+
+
+def test_a_veil_comes_out_of_every_spectral_band_and_nothing_else_changes():
+    rng = np.random.default_rng(1)
+    x = ground(rng)
+    levels = levels_of(x)
+    veil = np.zeros(x.shape[:2], np.float32)
+    veil[10:30, 5:50] = rng.uniform(0.005, 0.04, (20, 45))
+    cloudy = x.copy()
+    cloudy[..., :12] += veil[..., None]
+    cloudy[0, 0] = np.nan                                      # no data stays no data
+    out = cirrus.correct(cloudy.copy(), levels)
+    under = veil > 0
+    assert np.abs(out[under][:, :12] - x[under][:, :12]).max() < 1e-3
+    assert np.array_equal(out[..., 12:], cloudy[..., 12:], equal_nan=True)
+    assert np.isnan(out[0, 0]).all()
+    clear = ~under
+    clear[0, 0] = False
+    assert np.abs(out[clear] - x[clear]).max() < 1e-3          # B10's own noise, no more
+
+
+@pytest.fixture(scope='module')
+def stacks(tmp_path_factory):
+    """One scene as an L1C product under a 30 % cloudy sky, the same without clouds, and an L2A
+    under the same sky, each stacked."""
+    d = tmp_path_factory.mktemp('cirrus')
+    out = {}
+    for k, lvl, c in (('l1c', 'L1C', 0.3), ('clear', 'L1C', 0.0), ('l2a', 'L2A', 0.3)):
+        p = product.synth_product(str(d / k), 192, seed=2, level=lvl, clouds=c)
+        p['stack'] = str(d / k / 'stack.tif')
+        sentinel2.stack(p['product'], p['dem'], p['stack'], log=lambda *_: None)
+        out[k] = p
+    return out
+
+
+def test_a_l1c_stack_keeps_its_reflectance_and_is_read_without_its_cirrus(stacks):
+    p = stacks['l1c']
+    with rasterio.open(p['stack']) as f:
+        raw = f.read().transpose(1, 2, 0)
+        assert cirrus.TAG in f.tags()
+    assert np.array_equal(S.Scene(p['stack'], correct_cirrus=False).rows(0, 192), raw, equal_nan=True)
+    read = S.Scene(p['stack']).rows(0, 192)
+    clear = S.Scene(stacks['clear']['stack']).rows(0, 192)
+    veil = S.read_output(p['sky_truth'], 'mask') == sky.TRUTH.index('cirrus')
+    seen = veil & (S.read_output(clouds.sidecar(p['stack']), 'mask') == 0) & \
+        np.isfinite(raw).all(-1)
+    assert seen.sum() > 200
+    off = {k: np.abs(v[seen][:, 1:4] - clear[seen][:, 1:4]).mean() for k, v in
+           (('raw', raw), ('read', read))}
+    assert off['read'] < 0.4 * off['raw']                      # most of the veil taken out
+    assert np.array_equal(read[..., 12:], raw[..., 12:], equal_nan=True)
+    assert S.Scene(stacks['l2a']['stack']).cirrus is None       # Sen2Cor drops B10
+
+
+def test_no_cirrus_correction_reads_the_stack_as_the_product_holds_it(stacks, tmp_path):
+    argv = ['--run', 'r', '--scene', stacks['l1c']['stack'], '--out', str(tmp_path / 'o')]
+    for flag, corrected in (([], True), (['--no-cirrus-correction'], False)):
+        (_, sc, _, _), = predict.scene_jobs(predict.parse_args(argv + flag))
+        assert (sc.cirrus is not None) == corrected
+        sc.close()

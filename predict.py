@@ -119,11 +119,11 @@ def map_scenes(models, c, jobs, out, args, dev, rnd, opts=None):
         sc = src if isinstance(src, S.Scene) else \
             sentinel2.stacked(src, args.dem, out, name, log, args.cloud_buffer,
                               fringe=args.cloud_fringe, detect=args.detect_clouds,
-                              correct_cirrus=not args.no_cirrus_correction)
+                              corrections=args.corrections)
         ens, adapted = (models, c), None
         if opts:                                    # the scene's own tiles as the target
             target = adapt.scene_target(args.run, sc.path, os.path.join(out, f'{name}_target'),
-                                        truth, opts['tiles'], not args.no_cirrus_correction)
+                                        truth, opts['tiles'], args.corrections)
             arm = os.path.join(out, f"{name}_{'control' if opts['control'] else 'adapted'}")
             a_models, a_c, adapted = adapted_run(args.run, rnd, target, 'test', arm, opts, dev,
                                                  log)
@@ -177,7 +177,7 @@ def map_before(models, c, product, after, out, args, dev, log):
     name = sentinel2.open_product(product)['name']
     grid = dict(crs=after.crs, transform=after.transform, width=after.W, height=after.H)
     bsc = sentinel2.stacked(product, args.dem, out, name, log, args.cloud_buffer, grid,
-                            args.cloud_fringe, args.detect_clouds, not args.no_cirrus_correction)
+                            args.cloud_fringe, args.detect_clouds, args.corrections)
     info = tiles.map_scene(models, c, bsc, out, args.overlap, args.nodata, dev, log,
                            args.log_every)
     info.pop('quicklook_rgb')
@@ -228,8 +228,7 @@ def scene_jobs(args):
     if args.before and (args.scene or len(args.s2 or []) != 1):
         raise L.DataError(f'{args.before}: --before compares two products: give one --s2 (the '
                           f'after-date) and no --scene')
-    jobs = [(sc.name, sc) for sc in (S.Scene(p, not args.no_cirrus_correction)
-                                     for p in args.scene or [])]
+    jobs = [(sc.name, sc) for sc in (S.Scene(p, args.corrections) for p in args.scene or [])]
     for p in args.s2 or []:
         if args.dem is None:
             raise L.DataError(f'{p}: --s2 needs --dem (a DEM raster covering the product)')
@@ -237,7 +236,7 @@ def scene_jobs(args):
     if args.s2:
         sentinel2.check_dem(args.dem)
     if args.before:
-        sentinel2.check_pair(args.s2[0], args.before)
+        check_pair(args.s2[0], args.before)
     names = [n for n, _ in jobs]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
@@ -252,6 +251,29 @@ def scene_jobs(args):
         L.rasterio_for(t)                         # the object counts trace shapes with rasterio
     return [(n, src, truths[i] if truths else None, args.before)
             for i, (n, src) in enumerate(jobs)]
+
+
+def check_pair(after, before):
+    """A before-date fit to compare with an after-date: sensed earlier and overlapping it.
+    -> the after product's sentinel2.open_product dict"""
+    from rasterio.warp import transform_bounds
+    pa, pb = sentinel2.open_product(after), sentinel2.open_product(before)
+    ta, tb = sensing(pa), sensing(pb)
+    if ta and tb and tb >= ta:
+        raise L.DataError(f'{before}: sensed {tb[:8]}, not before the after-date {after} '
+                          f'({ta[:8]}): give the earlier product as --before')
+    rio = L.rasterio_for(after)
+    with sentinel2.open_band(rio, pa, 'B02') as a, sentinel2.open_band(rio, pb, 'B02') as b:
+        if not sentinel2.overlaps(transform_bounds(b.crs, a.crs, *b.bounds), a.bounds):
+            raise L.DataError(f'{before}: the before-date does not overlap the after-date '
+                              f'({os.path.basename(after.rstrip("/"))})')
+    return pa
+
+
+def sensing(pr):
+    """A product's sensing start as 'YYYYMMDDhhmmss': its metadata's, else its name's, or None."""
+    t = pr['sensed'] or ''.join(re.findall(r'_(\d{8}T\d{6})_', pr['name'] + '_')[:1])
+    return re.sub(r'\D', '', t)[:14] or None
 
 
 # ----------------------------------------------------------------------------- command line
@@ -291,9 +313,11 @@ def parse_args(argv):
     ap.add_argument('--detect-clouds', action='store_true', help='with --s2: a product without '
                     "any cloud mask gets its clouds from Fmask's spectral tests over the whole "
                     'scene (mapping/fringes.py) [default: mapped as ground, with a warning]')
-    ap.add_argument('--no-cirrus-correction', action='store_true', help="a Level-1C stack's "
-                    "thin cirrus mapped as the product holds it, B10's excess over the clear "
-                    'land left in every band (mapping/cirrus.py) [default: taken out]')
+    ap.add_argument('--corrections', nargs='*', choices=S.CORRECTIONS, default=list(S.CORRECT),
+                    help="what a Level-1C stack is read with: edges, B1 beside the cloud mask "
+                    'from B2 (mapping/edges.py); cirrus, its thin cirrus taken out with B10 '
+                    '(mapping/cirrus.py); the flag alone: neither, the reflectance as the '
+                    f"product holds it [default: {' '.join(S.CORRECT)}]")
     ap.add_argument('--adapt', action='store_true', help='first refine the run with the imagery '
                     'being mapped as its target domain (mapping/adapt.py), then map with that')
     ap.add_argument('--adapt-rounds', type=int, default=DEFAULTS['adapt_rounds'],

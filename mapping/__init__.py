@@ -5,7 +5,8 @@ modules at the root) never imports anything here.
     clouds.py     what a Sentinel-2 product could not see (its own masks), on the 10 m grid
     shadows.py    Level-1C's cloud shadows, from the sun's angles and the infrared
     fringes.py    cloud edges the coarse masks miss, from Fmask's spectral tests
-    cirrus.py     Level-1C's thin cirrus taken out of every band with B10
+    edges.py      Level-1C's 60 m B1 beside clouds, taken from B2
+    cirrus.py     Level-1C's thin cirrus taken out of every band with B10 (on request)
     sentinel2.py  a Sentinel-2 product and a DEM stacked into a scene
     tiles.py      a scene mapped tile by tile: mask, probability, quicklook
     quicklook.py  the picture a mapper looks at first

@@ -28,7 +28,7 @@ import shutil
 
 import landslide as L
 import refine
-from mapping import patches
+from mapping import patches, scene as S
 
 
 def source(run, given=None):
@@ -87,14 +87,14 @@ def adapt(run, rnd, target_root, split, out, opts, device, log=print):
                        for e in metrics['rounds']])
 
 
-def scene_target(run, scene_path, folder, truth, tiles, correct_cirrus=True):
+def scene_target(run, scene_path, folder, truth, tiles, corrections=S.CORRECT):
     """The scene's analysed tiles as the target split folder/TestData, drawn with the run's seed
-    (cut once, then reused; a Level-1C stack's thin cirrus taken out unless correct_cirrus=False).
-    -> folder"""
+    (cut once, then reused), the scene read with the `corrections` asked (scene.CORRECT unless
+    told). -> folder"""
     if not os.path.isdir(os.path.join(folder, 'TestData')):
         seed = json.load(open(os.path.join(run, 'config.json')))['seed']
         patches.cut(scene_path, folder, 'test', truth, min_analysed=0.5, most=tiles, seed=seed,
-                    correct_cirrus=correct_cirrus)
+                    corrections=corrections)
     return folder
 
 

@@ -23,9 +23,8 @@ al., 2011), subtracts that excess from each band:
   stores the levels in the stack's tags (TAG); the stack itself keeps the product's reflectance.
   scene.Scene applies the correction to the rows it reads, so the statistics, the tiles and
   --adapt's target all see the corrected scene. Level-2A stacks carry no B10 (Sen2Cor drops it)
-  and no tag. `predict.py --no-cirrus-correction` maps the reflectance
-  as the product holds it. A cloud is for the mask: an opaque one, unmasked, would be darkened
-  as a veil is.
+  and no tag. `predict.py --corrections edges` (without `cirrus`) leaves the cirrus in. A cloud
+  is for the mask: an opaque one, unmasked, would be darkened as a veil is.
 """
 import numpy as np
 

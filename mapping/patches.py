@@ -66,14 +66,14 @@ def choose(share, min_analysed, most=None, seed=0):
 
 
 def cut(scene_path, root, split='test', truth=None, min_analysed=0.5, most=None, seed=0,
-        nodata=None, correct_cirrus=True):
+        nodata=None, corrections=S.CORRECT):
     """Write <root>/<Split>/img/image_N.h5 (N from 1), mask/mask_N.h5 with a true mask on the
     scene's grid, and index.json; all of it first under <Split>.partial, renamed when done.
     -> the index"""
     sdir = os.path.join(root, L.SPLITS[split])
     if os.path.exists(sdir):
         raise L.DataError(f'{sdir}: already there; patches are written into a new split')
-    sc = S.Scene(scene_path, correct_cirrus)
+    sc = S.Scene(scene_path, corrections)
     try:
         nodata = sc.nodata if nodata is None else nodata
         true = S.read_truth(truth, sc.H, sc.W) if truth else None

@@ -16,23 +16,27 @@ import h5py
 import numpy as np
 
 import landslide as L
-from mapping import cirrus, clouds
+from mapping import cirrus, clouds, edges
 
 FORMATS = {'.tif': 'tif', '.tiff': 'tif', '.h5': 'h5', '.hdf5': 'h5', '.npy': 'npy'}
+CORRECTIONS = ('edges', 'cirrus')                 # what a stack's tags let rows() correct
+CORRECT = ('edges',)                              # ... and what it corrects unless told
 NODATA_OUT = 255                                  # the no-data value of every output
 
 
 class Scene:
     """A scene opened for reading in row bands. Attributes: path, name, fmt, H, W, crs and
     transform (GeoTIFF only, else None), nodata (the file's own no-data value, if it names one),
-    clouds (the path of its cloud mask, <name>_clouds.tif beside a GeoTIFF stack, or None),
-    cirrus (a Level-1C stack's B10 clear levels, cirrus.py: rows() reads the scene with its
-    thin cirrus taken out; None for any other scene, and with correct_cirrus=False)."""
+    clouds (the path of its cloud mask, <name>_clouds.tif beside a GeoTIFF stack, or None);
+    edges, cirrus: what a stack's tags hold for the `corrections` asked (of CORRECTIONS; CORRECT
+    unless told), which rows() then makes (B1 beside the mask's clouds from B2, edges.py; a
+    Level-1C stack's thin cirrus taken out, cirrus.py), or None."""
 
-    def __init__(self, path, correct_cirrus=True):
+    def __init__(self, path, corrections=CORRECT):
         self.path, self.fmt = path, FORMATS.get(os.path.splitext(path)[1].lower())
         self.name = os.path.splitext(os.path.basename(path))[0]
-        self.crs = self.transform = self.nodata = self.clouds = self._clouds = self.cirrus = None
+        self.crs = self.transform = self.nodata = self.clouds = self._clouds = None
+        self.edges = self.cirrus = None
         if self.fmt is None:
             raise L.DataError(f"{path}: unknown scene format (use {', '.join(FORMATS)})")
         if not os.path.isfile(path):
@@ -42,8 +46,9 @@ class Scene:
                 self._f = L.rasterio_for(path).open(path)
                 shape = (self._f.height, self._f.width, self._f.count)
                 self.crs, self.transform = self._f.crs, self._f.transform
-                self.nodata = self._f.nodata
-                self.cirrus = cirrus.from_tags(self._f.tags()) if correct_cirrus else None
+                self.nodata, tags = self._f.nodata, self._f.tags()
+                self.cirrus = cirrus.from_tags(tags) if 'cirrus' in corrections else None
+                self.edges = edges.from_tags(tags) if 'edges' in corrections else None
             elif self.fmt == 'h5':
                 self._h5 = h5py.File(path, 'r')
                 if 'img' not in self._h5:
@@ -109,8 +114,7 @@ class Scene:
             if self.fmt == 'tif':
                 from rasterio.windows import Window
                 x = self._f.read(window=Window(0, a, self.W, b - a))
-                x = x.transpose(1, 2, 0).astype(np.float32)
-                return x if self.cirrus is None else cirrus.correct(x, self.cirrus)
+                return self._corrected(x.transpose(1, 2, 0).astype(np.float32), a, b)
             if self.fmt == 'npy':
                 n = (b - a) * self.W * L.BANDS
                 at = self._offset + a * self.W * L.BANDS * self._dtype.itemsize
@@ -120,6 +124,15 @@ class Scene:
         except Exception as e:
             raise L.DataError(f'{self.path}: rows {a}-{b} unreadable, truncated or corrupt? '
                               f'({e.__class__.__name__})')
+
+    def _corrected(self, x, a, b):
+        """Rows a..b-1 with the corrections asked made, in place. x: float32 [b - a, W, 14]"""
+        if self.edges is not None and self._clouds is not None:
+            cell = self.edges[2]
+            lo, hi = max(a - cell, 0), min(b + cell, self.H)
+            near = clouds.dilate(self.unseen(lo, hi), cell)[a - lo:b - lo] == 6
+            edges.replace(x, near, self.edges)
+        return x if self.cirrus is None else cirrus.correct(x, self.cirrus)
 
     def close(self):
         if self.fmt != 'npy':

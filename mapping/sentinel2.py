@@ -35,7 +35,7 @@ import zipfile
 import numpy as np
 
 import landslide as L
-from mapping import cirrus, clouds, fringes, scene as S, shadows
+from mapping import cirrus, clouds, edges, fringes, scene as S, shadows
 
 BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B09', 'B10', 'B11', 'B12']
 BAND_ORDER = BANDS[:8] + ['B8A'] + BANDS[8:]   # the metadata's band_id 0..12
@@ -86,29 +86,6 @@ def open_product(path):
     product['mask'], product['mask_warning'] = clouds.find(names, root, level, listed)
     product['sun'] = shadows.sun_angles(tile_xml.decode('utf-8', 'replace'))
     return product
-
-
-def check_pair(after, before):
-    """A before-date fit to compare with an after-date: sensed earlier and overlapping it.
-    -> the after product's open_product dict"""
-    from rasterio.warp import transform_bounds
-    pa, pb = open_product(after), open_product(before)
-    ta, tb = sensing(pa), sensing(pb)
-    if ta and tb and tb >= ta:
-        raise L.DataError(f'{before}: sensed {tb[:8]}, not before the after-date {after} '
-                          f'({ta[:8]}): give the earlier product as --before')
-    rio = L.rasterio_for(after)
-    with _open_band(rio, pa, 'B02') as a, _open_band(rio, pb, 'B02') as b:
-        if not _overlaps(transform_bounds(b.crs, a.crs, *b.bounds), a.bounds):
-            raise L.DataError(f'{before}: the before-date does not overlap the after-date '
-                              f'({os.path.basename(after.rstrip("/"))})')
-    return pa
-
-
-def sensing(pr):
-    """A product's sensing start as 'YYYYMMDDhhmmss': its metadata's, else its name's, or None."""
-    t = pr['sensed'] or ''.join(re.findall(r'_(\d{8}T\d{6})_', pr['name'] + '_')[:1])
-    return re.sub(r'\D', '', t)[:14] or None
 
 
 def _tile_metadata_name(names):
@@ -201,9 +178,9 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None, fringe=fr
                 dst.set_band_description(i, d)
             if mdst is not None:
                 clouds.write_tags(mdst, buffer, fringe, pr['mask']['kind'] == 'spectral')
-            counts.update(_write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe))
-            if 'B10' in vrts:                             # Level-1C: B10's clear level kept
-                dst.update_tags(**{cirrus.TAG: cirrus.to_tag(counts.pop('cirrus'))})
+            counts.update(_write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe,
+                                      edges.cell(abs(srcs['B01'].transform.a), abs(tr.a))))
+            dst.update_tags(**_tags(counts))
         if tmp_mask and pr['mask']['kind'] != 'SCL':   # L1C's masks have no cloud shadows
             counts['unseen'] += find_shadows(tmp, tmp_mask, pr, buffer, log)
         if counts['covered'] == 0 and counts['no_dem'] > 0:
@@ -258,10 +235,10 @@ def find_shadows(stack, mask, pr, buffer, log):
 
 
 def stacked(product, dem, out, name, log, buffer=0, grid=None, fringe=fringes.CELLS,
-            detect=False, correct_cirrus=True):
+            detect=False, corrections=S.CORRECT):
     """The product stacked with the DEM into <out>/<name>.tif, its cloud mask beside it (a
-    finished stack is reused when its mask was made as asked); opened as a Scene, its thin
-    cirrus taken out unless correct_cirrus=False."""
+    finished stack is reused when its mask was made as asked); opened as a Scene that reads it
+    with the `corrections` asked (scene.CORRECT unless told)."""
     path = os.path.join(out, f'{name}.tif')
     if os.path.exists(path) and stack_on_grid(path, grid) and \
             mask_as_asked(stack_mask(path), buffer, fringe, detect):
@@ -274,7 +251,7 @@ def stacked(product, dem, out, name, log, buffer=0, grid=None, fringe=fringes.CE
                 f"{os.path.basename(info['mask'])}, {info['fringe']} of them at its clouds' edges "
                 f"by Fmask's tests{f' and {buffer} pixels around its clouds' if buffer else ''} "
                 f'({os.path.basename(clouds.sidecar(path))})')
-    return S.Scene(path, correct_cirrus)
+    return S.Scene(path, corrections)
 
 
 def mask_as_asked(made, buffer, fringe, detect):
@@ -310,7 +287,7 @@ def _open_inputs(rio, pr, dem_path, grid=None):
     """The product's bands and the DEM opened, and the grid to stack on (B02's by default), both
     checked to overlap it. -> ({band: dataset}, DEM dataset, grid)"""
     from rasterio.warp import transform_bounds
-    srcs = {b: _open_band(rio, pr, b) for b in pr['files']}
+    srcs = {b: open_band(rio, pr, b) for b in pr['files']}
     ref = srcs['B02']
     for b, s in srcs.items():
         if s.crs != ref.crs:
@@ -318,11 +295,11 @@ def _open_inputs(rio, pr, dem_path, grid=None):
     grid = grid or dict(crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height)
     tr = grid['transform']
     bounds = (tr.c, tr.f + grid['height'] * tr.e, tr.c + grid['width'] * tr.a, tr.f)
-    if not _overlaps(transform_bounds(ref.crs, grid['crs'], *ref.bounds), bounds):
+    if not overlaps(transform_bounds(ref.crs, grid['crs'], *ref.bounds), bounds):
         raise L.DataError(f"{pr['path']}: the product does not overlap the grid it is to be "
                           f'stacked on')
     dem = _open_dem(rio, dem_path)
-    if not _overlaps(transform_bounds(dem.crs, grid['crs'], *dem.bounds), bounds):
+    if not overlaps(transform_bounds(dem.crs, grid['crs'], *dem.bounds), bounds):
         raise L.DataError(f'{dem_path}: the DEM does not overlap the product '
                           f"({os.path.basename(pr['path'].rstrip('/'))})")
     return srcs, dem, grid
@@ -336,18 +313,19 @@ def on_grid(src, grid, WarpedVRT, resampling):
     return src if same else WarpedVRT(src, resampling=resampling, src_nodata=0, nodata=0, **grid)
 
 
-def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe):
+def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe, b1_cell):
     """Stream the stack into dst, and the cloud mask into mdst, in bands of ROWS rows; a
     mask's fringes refined from the spectra (fringes.py).
     -> dict(covered: pixels with data, nodata: without, no_dem: with imagery but no elevation,
     unseen: with data but not analysed, fringe: of those, marked from the spectra, cirrus: B10's
-    clear level by elevation, cirrus.clear_levels)"""
+    clear level by elevation, cirrus.clear_levels; edges: B1's line on B2, edges.fit, with a
+    mask). b1_cell: B1's cell in grid pixels."""
     from rasterio.windows import Window
     H, W, tr = grid['height'], grid['width'], grid['transform']
     xres, yres = abs(tr.a), abs(tr.e)
     w = fringes.width(pr['mask'], xres, fringe) if mdst is not None else 0
     n_ = dict(covered=0, nodata=0, no_dem=0, unseen=0, fringe=0)
-    zs, bs = [], []                                       # B10 of the analysed land, sampled
+    cir, edg = [], []                          # sampled: (elevation, B10), (B2, B1)
     for a in range(0, H, ROWS):
         n = min(ROWS, H - a)
         out = np.empty((L.BANDS, n, W), np.float32)
@@ -368,24 +346,46 @@ def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe):
         bad |= gap
         out[:, bad] = np.nan
         dst.write(out, window=Window(0, a, W, n))
-        if mdst is not None:
-            lo, hi = max(a - w, 0), min(a + n + w, H)    # a cloud's fringe: rows around too
-            c = mask.read(lo, hi - lo)
-            m = c[a - lo:a - lo + n].copy()
-            if w:
-                n_['fringe'] += fringes.mark(out, m, fringes.near_clouds(c, a - lo, n, w))
-            elif pr['mask']['kind'] == 'spectral':      # no mask: the whole scene tested
-                n_['fringe'] += fringes.mark(out, m, np.ones(m.shape, bool))
-            m[bad] = 255
-            mdst.write(m[None], window=Window(0, a, W, n))
-            n_['unseen'] += int(((m > 0) & (m < 255)).sum())
-        z, b = cirrus.sample(out, ~bad if mdst is None else m == 0, a)
-        zs.append(z)
-        bs.append(b)
+        if mdst is None:
+            cir.append(cirrus.sample(out, ~bad, a))
+        else:
+            m, far = _mask_rows(mdst, mask, out, bad, a, w, b1_cell, pr, n_)
+            cir.append(cirrus.sample(out, m == 0, a))
+            edg.append(edges.sample(out, far, a))
         n_['nodata'] += int(bad.sum())
         n_['covered'] += int((~bad).sum())
-    n_['cirrus'] = cirrus.clear_levels(np.concatenate(zs), np.concatenate(bs))
+    n_['cirrus'] = cirrus.clear_levels(*(np.concatenate(s) for s in zip(*cir))) \
+        if 'B10' in vrts else None                 # L2A's B10 is a constant
+    n_['edges'] = edges.fit(*(np.concatenate(s) for s in zip(*edg)), b1_cell) if edg else None
     return n_
+
+
+def _tags(counts):
+    """What the stack keeps to be read corrected: B10's clear levels (Level-1C, cirrus.py) and
+    B1's line on B2 (a stack with a cloud mask, edges.py). -> {tag: text}"""
+    return ({cirrus.TAG: cirrus.to_tag(counts['cirrus'])} if counts['cirrus'] else {}) | \
+        ({edges.TAG: edges.to_tag(counts['edges'])} if counts['edges'] else {})
+
+
+def _mask_rows(mdst, mask, out, bad, a, w, cell, pr, n_):
+    """The cloud mask's rows a .. a + n written, its fringes marked (within w of its clouds, or
+    over the whole scene for a mask from the spectra). out: float32 [14, n, W], the stack's
+    rows; bad: bool [n, W], no data. -> (the rows, uint8 [n, W]; analysed pixels farther than
+    `cell` from cloud, cirrus and shadow, bool [n, W])"""
+    from rasterio.windows import Window
+    n, W = bad.shape
+    reach = max(w, cell)                           # a cloud's fringe and B1's cell: rows around
+    lo, hi = max(a - reach, 0), min(a + n + reach, mdst.height)
+    c = mask.read(lo, hi - lo)
+    m = c[a - lo:a - lo + n].copy()
+    if w:
+        n_['fringe'] += fringes.mark(out, m, fringes.near_clouds(c, a - lo, n, w))
+    elif pr['mask']['kind'] == 'spectral':         # no mask: the whole scene tested
+        n_['fringe'] += fringes.mark(out, m, np.ones(m.shape, bool))
+    m[bad] = 255
+    mdst.write(m[None], window=Window(0, a, W, n))
+    n_['unseen'] += int(((m > 0) & (m < 255)).sum())
+    return m, (m == 0) & (clouds.dilate(c, cell)[a - lo:a - lo + n] != 6)
 
 
 def horn_slope(z, xres, yres):
@@ -402,7 +402,7 @@ def horn_slope(z, xres, yres):
     return np.degrees(np.arctan(np.hypot(dzdx, dzdy))).astype(np.float32)
 
 
-def _open_band(rio, pr, band):
+def open_band(rio, pr, band):
     path = pr['files'][band]
     try:
         return rio.open(path)
@@ -435,6 +435,6 @@ def _read(src, window, what):
         raise L.DataError(f'{what}: unreadable, truncated or corrupt? ({e.__class__.__name__})')
 
 
-def _overlaps(a, b):
+def overlaps(a, b):
     """a, b: (left, bottom, right, top) in one CRS."""
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

@@ -1,15 +1,18 @@
-"""Tests of the thin cirrus correction (mapping/cirrus.py): B10's clear level follows the
-elevation, a veil comes out of every spectral band and nothing else changes, a Level-1C stack
-keeps the product's reflectance and is read without its cirrus, and --no-cirrus-correction.
+"""Tests of what a Sentinel-2 stack is read with (scene.CORRECTIONS): the thin cirrus correction
+(mapping/cirrus.py: B10's clear level follows the elevation, a veil comes out of every spectral
+band and nothing else changes, a Level-1C stack keeps the product's reflectance and is read
+without its cirrus) and B1 beside the clouds from B2 (mapping/edges.py: the line fitted, only
+pixels within a B1 cell of the mask replaced, B1 nearer the cloud-free scene's), and
+predict.py --corrections.
 
-    python -m pytest -q mapping/test_cirrus.py
+    python -m pytest -q mapping/test_corrections.py
 """
 import numpy as np
 import pytest
 
 import landslide as L
 import predict
-from mapping import cirrus, clouds, scene as S, sentinel2
+from mapping import cirrus, clouds, edges, scene as S, sentinel2
 from synthetic import product, sky
 
 rasterio = pytest.importorskip('rasterio', reason='rasterio not installed (requirements-geo.txt)')
@@ -81,8 +84,8 @@ def test_a_l1c_stack_keeps_its_reflectance_and_is_read_without_its_cirrus(stacks
     with rasterio.open(p['stack']) as f:
         raw = f.read().transpose(1, 2, 0)
         assert cirrus.TAG in f.tags()
-    assert np.array_equal(S.Scene(p['stack'], correct_cirrus=False).rows(0, 192), raw, equal_nan=True)
-    read = S.Scene(p['stack']).rows(0, 192)
+    assert np.array_equal(S.Scene(p['stack'], ()).rows(0, 192), raw, equal_nan=True)
+    read = S.Scene(p['stack'], ('cirrus',)).rows(0, 192)
     clear = S.Scene(stacks['clear']['stack']).rows(0, 192)
     veil = S.read_output(p['sky_truth'], 'mask') == sky.TRUTH.index('cirrus')
     seen = veil & (S.read_output(clouds.sidecar(p['stack']), 'mask') == 0) & \
@@ -95,9 +98,41 @@ def test_a_l1c_stack_keeps_its_reflectance_and_is_read_without_its_cirrus(stacks
     assert S.Scene(stacks['l2a']['stack']).cirrus is None       # Sen2Cor drops B10
 
 
-def test_no_cirrus_correction_reads_the_stack_as_the_product_holds_it(stacks, tmp_path):
+def test_b1_line_is_fitted_and_wants_enough_samples():
+    rng = np.random.default_rng(3)
+    b2 = rng.uniform(0.02, 0.3, 5000)
+    a, b, cell = edges.fit(b2, 0.8 * b2 + 0.01 + rng.normal(0, 1e-3, 5000), 6)
+    assert abs(a - 0.8) < 0.01 and abs(b - 0.01) < 1e-3 and cell == 6
+    assert edges.fit(b2[:99], b2[:99], 6) is None
+    assert edges.cell(60.0, 10.0) == 6 and edges.cell(20.0, 10.0) == 2
+
+
+def test_b1_is_taken_from_b2_within_a_cell_of_the_clouds_and_nowhere_else(stacks):
+    p = stacks['l1c']
+    with rasterio.open(p['stack']) as f:
+        raw, line = f.read().transpose(1, 2, 0), edges.from_tags(f.tags())
+    assert line[2] == 6                                         # L1C's B1: 60 m
+    with rasterio.open(stacks['l2a']['stack']) as f:
+        assert edges.from_tags(f.tags()) is None                # L2A's B1: 20 m, left as it is
+    mask = S.read_output(clouds.sidecar(p['stack']), 'mask')
+    near = clouds.dilate(mask, 6) == 6
+    read = S.Scene(p['stack'], ('edges',)).rows(0, 192)
+    ok = np.isfinite(raw).all(-1)
+    assert np.allclose(read[near & ok, 0], line[0] * raw[near & ok, 1] + line[1], atol=1e-6)
+    assert np.array_equal(read[~near], raw[~near], equal_nan=True)      # B1 elsewhere, B2..DEM
+    assert np.array_equal(read[..., 1:], raw[..., 1:], equal_nan=True)
+    clear = S.Scene(stacks['clear']['stack'], ()).rows(0, 192)
+    seen = near & ok & (mask == 0)
+    assert seen.sum() > 200
+    off = {k: np.abs(v[seen, 0] - clear[seen, 0]).mean() for k, v in (('raw', raw),
+                                                                      ('read', read))}
+    assert off['read'] < 0.75 * off['raw']                       # nearer the cloud-free B1
+
+
+def test_corrections_flag_chooses_what_the_stack_is_read_with(stacks, tmp_path):
     argv = ['--run', 'r', '--scene', stacks['l1c']['stack'], '--out', str(tmp_path / 'o')]
-    for flag, corrected in (([], True), (['--no-cirrus-correction'], False)):
+    for flag, want in (([], {'edges'}), (['--corrections', 'edges', 'cirrus'], {'edges', 'cirrus'}),
+                       (['--corrections'], set())):
         (_, sc, _, _), = predict.scene_jobs(predict.parse_args(argv + flag))
-        assert (sc.cirrus is not None) == corrected
+        assert {k for k in ('edges', 'cirrus') if getattr(sc, k) is not None} == want
         sc.close()

@@ -23,6 +23,8 @@ from mapping import change, scene as S, sentinel2
 from synthetic import event, product
 
 COVERS = (0.1, 0.3, 0.6)
+CIRRUS = ['edges', 'cirrus']                       # L1C read with its thin cirrus taken out
+OTHER_CORRECTIONS = (('edges', 'cirrus'), ('cirrus',), ())   # besides scene.CORRECT
 COMMANDS = ('products', 'clouds', 'events')
 
 
@@ -87,10 +89,10 @@ def product_once(d, size, seed, level, clouds=0.0, kind='product'):
     return p
 
 
-def mapped(run, p, out, buffer=0, stacked_in=None, fringe=1, detect=False, cirrus=True):
+def mapped(run, p, out, buffer=0, stacked_in=None, fringe=1, detect=False, corrections=None):
     """The landslide map of product p (predict.py --s2, --cloud-buffer buffer, --cloud-fringe
-    fringe; with detect, a copy of p without its masks mapped with --detect-clouds; without
-    cirrus, --no-cirrus-correction), made once into out; with stacked_in (a folder where p was
+    fringe; with detect, a copy of p without its masks mapped with --detect-clouds; read with
+    --corrections, when given), made once into out; with stacked_in (a folder where p was
     mapped), its stack mapped with the cloud mask left out. -> uint8 [H, W]"""
     name = sentinel2.open_product(p['product'])['name']
     if stacked_in:
@@ -108,7 +110,7 @@ def mapped(run, p, out, buffer=0, stacked_in=None, fringe=1, detect=False, cirru
     else:
         args = ['--s2', p['product'], '--dem', p['dem'], '--cloud-buffer', str(buffer),
                 '--cloud-fringe', str(fringe)]
-    args += [] if cirrus else ['--no-cirrus-correction']
+    args += [] if corrections is None else ['--corrections', *corrections]
     if not os.path.exists(os.path.join(out, 'summary.json')):
         assert predict.main(['--run', run, *args, '--out', out, '--device', 'cpu']) == 0, args
     return S.read_output(os.path.join(out, f'{name}_landslide.tif'), 'landslide')
@@ -149,8 +151,9 @@ def clouds(run, out, seeds=3, size=768, covers=COVERS, buffers=(0,), levels=('L2
     (each --cloud-buffer and --cloud-fringe given) and, at cover 0.3, with the masks left out
     and with the masks taken away and --detect-clouds (also on the cloud-free product, cover 0);
     against the same product without clouds; and each cloud-free product's own F1 (a remedy
-    must not cost it). Level-1C also without its cirrus correction, against the cloud-free map
-    made so too. Prints and writes the table of means over seeds."""
+    must not cost it). Level-1C also read with each other set of predict.py --corrections (B1
+    as the product holds it beside clouds; its thin cirrus taken out, against the cloud-free
+    map made so too). Prints and writes the table of means over seeds."""
     rows = {}
     for level in levels:
         for seed in range(seeds):
@@ -160,10 +163,10 @@ def clouds(run, out, seeds=3, size=768, covers=COVERS, buffers=(0,), levels=('L2
             rows.setdefault((level, 0.0, 'cloud-free product'), []).append(
                 free_scores(clean, S.read_output(p0['truth'], 'mask') == 1))
             if level == 'L1C':
-                kept = mapped(run, p0, base + '-clear-map-keep', cirrus=False)
-                rows.setdefault((level, 0.0, 'cloud-free product, cirrus not corrected'),
-                                []).append(free_scores(kept, S.read_output(p0['truth'],
-                                                                           'mask') == 1))
+                cleared = mapped(run, p0, base + '-clear-map-cirrus', corrections=CIRRUS)
+                rows.setdefault((level, 0.0, 'cloud-free product, cirrus corrected'),
+                                []).append(free_scores(cleared, S.read_output(p0['truth'],
+                                                                              'mask') == 1))
             m = mapped(run, p0, base + '-clear-detect', detect=True)   # what the tests take
             s = cloud_scores(m, clean, S.read_output(p0['truth'], 'mask') == 1, np.zeros_like(m))
             rows.setdefault((level, 0.0, 'no masks, --detect-clouds'), []).append(s)
@@ -175,13 +178,16 @@ def clouds(run, out, seeds=3, size=768, covers=COVERS, buffers=(0,), levels=('L2
                         for b in buffers for f in fringes]
                 first = f'{base}-cover{cover}-{arms[0][1]}'
                 if level == 'L1C':
-                    arms.append(('cirrus not corrected', 'keep', dict(cirrus=False)))
+                    arms += [(f"--corrections {' '.join(k) or '(none)'}",
+                              'corr-' + ('-'.join(k) or 'none'), dict(corrections=list(k)))
+                             for k in OTHER_CORRECTIONS]
                 if cover == 0.3:
                     arms.append(('masks left out', 'nomask', dict(stacked_in=first)))
                     arms.append(('no masks, --detect-clouds', 'detect', dict(detect=True)))
                 for arm, slug, kw in arms:
                     m = mapped(run, p, f'{base}-cover{cover}-{slug}', **kw)
-                    s = cloud_scores(m, kept if slug == 'keep' else clean, truth, sky)
+                    cir = 'cirrus' in kw.get('corrections', S.CORRECT)
+                    s = cloud_scores(m, cleared if cir else clean, truth, sky)
                     rows.setdefault((level, cover, arm), []).append(s)
                     print(level, seed, cover, arm, {k: round(v, 2) for k, v in s.items()},
                           flush=True)

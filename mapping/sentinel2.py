@@ -346,17 +346,17 @@ def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe, b1_cell
         bad |= gap
         out[:, bad] = np.nan
         dst.write(out, window=Window(0, a, W, n))
-        if mdst is None:
-            cir.append(cirrus.sample(out, ~bad, a))
-        else:
+        seen = ~bad
+        if mdst is not None:
             m, far = _mask_rows(mdst, mask, out, bad, a, w, b1_cell, pr, n_)
-            cir.append(cirrus.sample(out, m == 0, a))
+            seen = m == 0
             edg.append(edges.sample(out, far, a))
+        if 'B10' in vrts:                          # Level-1C (L2A's B10 is a constant)
+            cir.append(cirrus.sample(out, seen, a))
         n_['nodata'] += int(bad.sum())
         n_['covered'] += int((~bad).sum())
-    n_['cirrus'] = cirrus.clear_levels(*(np.concatenate(s) for s in zip(*cir))) \
-        if 'B10' in vrts else None                 # L2A's B10 is a constant
-    n_['edges'] = edges.fit(*(np.concatenate(s) for s in zip(*edg)), b1_cell) if edg else None
+    n_['cirrus'] = cirrus.clear_levels(*map(np.concatenate, zip(*cir))) if cir else None
+    n_['edges'] = edges.fit(*map(np.concatenate, zip(*edg)), b1_cell) if edg else None
     return n_
 
 

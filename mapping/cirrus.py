@@ -19,8 +19,8 @@ al., 2011), subtracts that excess from each band:
   2019). The level is the median B10 of the analysed pixels in each of BINS elevation bands
   (equal shares of the analysed pixels, elevation from the stack's DEM), interpolated between
   the bands' median elevations.
-- sentinel2.stack samples every SAMPLE-th row and column while it writes a Level-1C stack and
-  stores the levels in the stack's tags (TAG); the stack itself keeps the product's reflectance.
+- sentinel2.stack samples (elevation, B10) of the analysed pixels while it writes a Level-1C
+  stack and stores the levels in its tags (TAG); the stack keeps the product's reflectance.
   Asked for (`predict.py --corrections edges cirrus`), scene.Scene makes the correction on the
   rows it reads, so the statistics, the tiles and --adapt's target all see the corrected scene.
   Level-2A stacks carry no B10 (Sen2Cor drops it) and no tag. A cloud is for the mask: an
@@ -34,25 +34,14 @@ import numpy as np
 
 import landslide as L
 
-SAMPLE = 8                       # every 8th row and column of the analysed pixels sampled
 BINS = 10                        # elevation bands of equal shares of the analysed pixels
 TAG = 'CIRRUS_CLEAR_B10'         # the stack's tag: "elevation:B10 ..." pairs
 B10, DEM = 9, 13                 # band indices in the Landslide4Sense order
 
 
-def sample(x, analysed, first):
-    """The (elevation, B10) of every SAMPLE-th row and column of a band of rows, analysed pixels
-    only. x: float32 [14, n, W], the stack's rows first .. first + n; analysed: bool [n, W].
-    -> (float32 [m], float32 [m])"""
-    r = np.s_[(-first) % SAMPLE::SAMPLE, ::SAMPLE]
-    z, b = x[DEM][r], x[B10][r]
-    keep = analysed[r] & np.isfinite(z) & np.isfinite(b)
-    return z[keep], b[keep]
-
-
 def clear_levels(z, b, bins=BINS):
-    """B10's clear level by elevation from samples (sample()): the median B10 of each of `bins`
-    elevation bands of equal counts, at the band's median elevation.
+    """B10's clear level by elevation from samples of the analysed land: the median B10 of each
+    of `bins` elevation bands of equal counts, at the band's median elevation.
     z, b: float [m] -> (elevations [k], levels [k]), k <= bins, elevations increasing; empty
     without samples"""
     if len(z) == 0:

@@ -15,18 +15,17 @@ scene's own line, fitted by least squares on the analysed pixels farther from th
 - Level-2A's B1 comes at 20 m (R20m), in cells no wider than its scene classification's; there
   the replacement cost more than it gave on the benchmark, so it is made from a 60 m B1 on
   (MIN_CELL).
-- sentinel2.stack samples every SAMPLE-th row and column of the far analysed pixels while it
-  writes a stack with a cloud mask and stores the line and the cell in the stack's tags (TAG);
+- sentinel2.stack samples (B2, B1) of the far analysed pixels while it writes a stack with a
+  cloud mask, and stores the line and the cell in the stack's tags (TAG);
   the stack keeps the product's B1. scene.Scene makes the replacement on the rows it reads
   (before the cirrus correction, which then treats the new B1 as every other band), so the
-  statistics, tiles and --adapt's target see the same scene. `predict.py --corrections cirrus`
-  (without `edges`) reads B1 as the product holds it.
+  statistics, tiles and --adapt's target see the same scene. `predict.py --corrections` without
+  `edges` reads B1 as the product holds it.
 - The other 60 m bands stay as they are: B10's cloud is taken out by the cirrus correction, and
   B9's made no difference on the benchmark (replacing it from B8 as well did no better).
 """
 import numpy as np
 
-SAMPLE = 8                       # every 8th row and column of the far analysed pixels sampled
 MIN_CELL = 6                     # B1's cell, in pixels, from which it is replaced (60 m: L1C)
 TAG = 'B1_FROM_B2'               # the stack's tag: "a b cell"
 B1, B2 = 0, 1
@@ -35,16 +34,6 @@ B1, B2 = 0, 1
 def cell(b1_metres, pixel):
     """B1's cell in the grid's pixels. -> int >= 1"""
     return max(1, int(round(b1_metres / pixel)))
-
-
-def sample(x, far, first):
-    """(B2, B1) of every SAMPLE-th row and column of the far analysed pixels of a band of rows.
-    x: float32 [14, n, W], the stack's rows first .. first + n; far: bool [n, W], analysed and
-    farther than a cell from the mask. -> (float32 [m], float32 [m])"""
-    r = np.s_[(-first) % SAMPLE::SAMPLE, ::SAMPLE]
-    b2, b1 = x[B2][r], x[B1][r]
-    keep = far[r] & np.isfinite(b2) & np.isfinite(b1)
-    return b2[keep], b1[keep]
 
 
 def fit(b2, b1, cell_px):

@@ -17,8 +17,8 @@ opens it and a later run reuses it; streamed in bands of rows, never the whole t
   predict.py normalizes every scene by its own per-band statistics (separated normalization).
 - L2A has no B10 (cirrus, an atmospheric band that says nothing of the ground): it is filled with
   one constant, which a scene's own normalization turns into 0, the value the networks saw on
-  average. docs/mapping.md gives what that costs. L1C's B10 gives the clear land's level that
-  cirrus.py takes a thin cirrus out with, kept in the stack's tags.
+  average. docs/mapping.md gives what that costs. What reading the stack corrected needs is kept
+  in its tags: L1C's clear B10 by elevation (cirrus.py), B1's line on B2 (edges.py).
 - The DEM, in any CRS, is warped bilinearly onto the grid; slope in degrees by Horn's method
   (as `gdaldem slope` defines it) at the grid's pixel size; at the grid's edges a missing
   neighbour takes the centre's value (as `gdaldem slope -compute_edges`).
@@ -350,14 +350,23 @@ def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe, b1_cell
         if mdst is not None:
             m, far = _mask_rows(mdst, mask, out, bad, a, w, b1_cell, pr, n_)
             seen = m == 0
-            edg.append(edges.sample(out, far, a))
+            edg.append(_sample(out, far, a, edges.B2, edges.B1))
         if 'B10' in vrts:                          # Level-1C (L2A's B10 is a constant)
-            cir.append(cirrus.sample(out, seen, a))
+            cir.append(_sample(out, seen, a, cirrus.DEM, cirrus.B10))
         n_['nodata'] += int(bad.sum())
         n_['covered'] += int((~bad).sum())
     n_['cirrus'] = cirrus.clear_levels(*map(np.concatenate, zip(*cir))) if cir else None
     n_['edges'] = edges.fit(*map(np.concatenate, zip(*edg)), b1_cell) if edg else None
     return n_
+
+
+def _sample(x, keep, first, i, j, every=8):
+    """Bands i, j of every `every`-th row and column where `keep` and both finite. x: float32
+    [14, n, W], the stack's rows first .. first + n; keep: bool [n, W]. -> (float32 [m]) * 2"""
+    r = np.s_[(-first) % every::every, ::every]
+    u, v = x[i][r], x[j][r]
+    ok = keep[r] & np.isfinite(u) & np.isfinite(v)
+    return u[ok], v[ok]
 
 
 def _tags(counts):

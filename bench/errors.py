@@ -47,7 +47,7 @@ def outcrops(tag, truth):
         return None
     kw = refinement.bench_data(opts, seed)
     drawn = list(landscape.split_patches('test', len(truth), kw['shift'], kw['seed'],
-                                         kw.get('kind', 'all'), True))
+                                         kw.get('kind', 'all'), True, kw['world']))
     if not np.array_equal(np.stack([d[1] for d in drawn]), truth):
         return None
     return np.stack([d[2] for d in drawn]) == landscape.COVER.index('rock')

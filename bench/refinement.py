@@ -53,7 +53,7 @@ BENCHMARKS = [('shift 1.0', dict(shift=1.0), 5, 4),   # (name, generator options
               ('older scars', dict(shift=1.0, kind='scars'), 5, 3),
               ('shift 1.2', dict(shift=1.2), 5, 3)]   # round 0 near 55-75 in the paper's regime
 OPT_IN = ('older scars', 'shift 1.2')      # added later: run only when --only names them
-BENCH_DATA = dict(train=160, valid=0, test=60)
+BENCH_DATA = dict(train=160, valid=0, test=60, world='v1')   # the world the figures are of
 COMMON = ['--demo', '--device', 'cpu']   # the demo's CPU-sized settings, on --data
 BENCH_COMMON = [*COMMON, '--scale', '1', '--rounds', '2']
 ARMS = [('default', []), ('paper rule', ['--paper-rule']), ('control', ['--control']),

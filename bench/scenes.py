@@ -61,7 +61,7 @@ def paper_sized_run(folder):
 def tiled_scene(size, base=1024, seed=0):
     """Yields (first row, rows [n, size, 14]) of a size x size scene tiled from one base x base
     synthetic scene: for timing where generating it whole would take long."""
-    dom = landscape.domain(1.0, seed)
+    dom = landscape.domain(1.0, seed, world=product.WORLD)
     img, _ = landscape.synth_patch(np.random.default_rng([seed, 3]), dom, base)
     for a in range(0, size, base):
         rows = min(base, size - a)
@@ -228,8 +228,8 @@ def write_big_product(folder, size, level, clouds=0.3):
     measured with it."""
     from rasterio.transform import from_origin
     base, origin = 1830, (500000.0, 3100000.0)
-    img, _, cover = landscape.synth_patch(np.random.default_rng([0, 3]),
-                                          landscape.domain(1.0, 0, 'product'), base, cover=True,
+    dom = landscape.domain(1.0, 0, 'product', product.WORLD)
+    img, _, cover = landscape.synth_patch(np.random.default_rng([0, 3]), dom, base, cover=True,
                                           native=False)
     sk = sky.draw(np.random.default_rng([0, 11]), base, clouds)
     refl, none = sky.apply(img[..., :12], sk), np.zeros((base, base), bool)

@@ -28,7 +28,7 @@ def synth_event(out, size=768, seed=0, level='L2A', clouds=0.0, before_tile=Fals
     """Write the event (module docstring). size: 10 m pixels a side, a multiple of 6.
     -> dict(after, before: the products, dem, truth, truth_new)"""
     from rasterio.transform import from_origin
-    dom = landscape.domain(shift, seed, 'product') | {'older': 0.3}   # earlier scars regrowing
+    dom = landscape.domain(shift, seed, 'product', product.WORLD) | {'older': 0.3}   # regrowing
     g = landscape.draw_ground(np.random.default_rng([seed, 3]), dom, size)
     rng = np.random.default_rng([seed, 21])
     after = g['refl'].copy()

@@ -9,6 +9,13 @@ dataset of such patches in the Landslide4Sense layout (refine.py --demo calls it
 
     python -m synthetic patches data/ --train 400 --valid 60 --test 120 --shift 1.0
 
+Two worlds (WORLDS): v1, the world as first written, which products, events, the demo and the
+method's benchmarks are drawn from; and v2, the default for patches, held against real
+Landslide4Sense statistics (python -m bench.realism; docs/realism.md): landslide areas heavy-tailed
+and clustered by event, denser forest, top-of-atmosphere light, elevations of the competition's
+regions, cosine illumination, bright river beds. Each of v2's changes is one flag, and
+'v2-<flag>' is v2 without it (bench.sim2real measures each).
+
 product.py writes Sentinel-2 products and pre-stacked scenes from the same landscape.
 """
 import os
@@ -28,6 +35,23 @@ SPECTRA = {
     'rock':       [.110, .130, .160, .185, .200, .215, .225, .230, .225, .010, .260, .220],
     'water':      [.050, .060, .050, .030, .030, .020, .020, .020, .010, .002, .010, .005],
 }
+# v2's closed canopy (forest): darker in the visible and the SWIR than v1's mixed vegetation;
+# and its fresh scars, of broken rock and soil, greyer than v1's
+FOREST = [.015, .020, .035, .018, .060, .200, .250, .270, .260, .004, .120, .045]
+DEBRIS = [.100, .130, .150, .165, .180, .200, .215, .225, .220, .010, .270, .230]
+
+# ----------------------------------------------------------------------------- the worlds
+# v2's changes, each a flag (docs/realism.md gives each one's reason and what it moved):
+V2 = dict(sizes=True,      # landslide areas heavy-tailed (inverse gamma), aspect near 2
+          clusters=True,   # landslides clustered by event: counts over-dispersed, many empty
+          forest=True,     # closed forest canopy over most of the land
+          toa=True,        # top-of-atmosphere light: path radiance, water vapour, cirrus band
+          relief=True,     # elevations of the competition's regions, cosine illumination
+          looks=True,      # bright river beds in the valleys, fewer rock outcrops
+          texture=True)    # scars rough inside (debris, boulders), fresh as event inventories
+WORLDS = {'v1': {}, 'v2': V2} | {f'v2-{k}': V2 | {k: False} for k in V2}
+WORLD = 'v2'                                          # what synth() and split_patches() draw
+SCAR_AREA, SCAR_RATE = 30.0, 5.0        # v2: landslide areas' scale (px), landslides a patch
 
 
 def _noise(rng, sigma, n=L.SIZE):
@@ -43,7 +67,7 @@ def _sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
 
-def domain(shift, seed, kind='all'):
+def domain(shift, seed, kind='all', world=WORLD):
     """Parameters of the source (shift 0) or a target domain: a per-band sensor gain and offset,
     drier cover, higher and steeper terrain, differently coloured soil and rock, older (partly
     revegetated) landslide scars and more haze as shift grows. kind='sensor': only the sensor
@@ -52,19 +76,20 @@ def domain(shift, seed, kind='all'):
     kind='product': the land and landslides as 'all', seen as a Sentinel-2 product sees them: gains
     within a few percent (Sentinel-2A and 2B agree to about that), no offset, soils tinted
     smoothly across the spectrum (redder or greyer), not band by band; the strong per-band gains
-    of 'all' and 'sensor' stay what the patch benchmarks' sensor shift is made of."""
+    of 'all' and 'sensor' stay what the patch benchmarks' sensor shift is made of. world: a name
+    of WORLDS, whose flags the drawing reads from d['world']."""
     rng = np.random.default_rng([seed, 7])
     d = {'gain': np.exp(0.3 * shift * rng.standard_normal(L.SPECTRAL)),
          'offset': 0.03 * shift * rng.standard_normal(L.SPECTRAL),
          'veg_bias': 1.0 - 1.2 * shift, 'base': 600 + 1500 * shift,
          'relief': 160 * (1 + 0.3 * shift),
          'tint': np.exp(0.25 * shift * rng.standard_normal(L.SPECTRAL)),   # soils of another colour
-         'haze': 0.02 * shift, 'older': 0.2 * shift}
+         'haze': 0.02 * shift, 'older': 0.2 * shift, 'world': WORLDS[world]}
     if kind == 'sensor':
         d |= {'veg_bias': 1.0, 'base': 600, 'relief': 160, 'tint': np.ones(L.SPECTRAL),
               'older': 0.0}
     if kind == 'scars':                       # scar freshness 0.5-0.95 -> 0.1-0.55 at shift 1
-        d = domain(0.0, seed) | {'older': 0.4 * shift}
+        d = domain(0.0, seed, world=world) | {'older': 0.4 * shift}
     if kind == 'product':
         tilt = 0.25 * shift * rng.standard_normal() * np.linspace(-1, 1, L.SPECTRAL)
         d |= {'gain': np.exp(0.02 * rng.standard_normal(L.SPECTRAL)),
@@ -91,37 +116,77 @@ def synth_patch(rng, dom, n=L.SIZE, cover=False, native=True):
 def draw_ground(rng, dom, n):
     """The ground of an n x n scene before light and sensor: terrain, cover, scars, look-alikes.
     -> dict(refl: unshaded reflectance float64 [n, n, 12], mask: landslide bool [n, n], cover:
-    uint8 [n, n] indexing COVER, dem, slope, gy, gx, shade [n, n], spec: the spectra as tinted,
-    yy, xx, area: what painting more into it needs)"""
+    uint8 [n, n] indexing COVER, dem, slope, gy, gx, shade [n, n], light: the illumination
+    factor [n, n], sun_zen (radians), spec: the spectra as tinted, yy, xx, area: what painting
+    more into it needs)"""
+    w = dom.get('world', {})
     area = (n / L.SIZE) ** 2
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float64)
-    dem, slope, gy, gx, shade = _terrain(rng, dom, n)
-    # cover: vegetation over natural soil, thinner on steep ground
-    veg = _sigmoid(2 * _noise(rng, 10, n) + dom['veg_bias'] + rng.normal(0, 0.5) - slope / 40)
+    dem, slope, gy, gx, shade, sun_zen = _terrain(rng, dom, n)
+    # cover: vegetation over natural soil, thinner on steep ground (v2: a closed forest canopy)
+    bias = dom['veg_bias'] + (3.5 if w.get('forest') else 0.0)
+    veg = _sigmoid(2 * _noise(rng, 10, n) + bias + rng.normal(0, 0.5) - slope / 40)
     spec = {k: np.asarray(v) * (1 if k in ('vegetation', 'water') else dom['tint'])
-            for k, v in SPECTRA.items()}
+            for k, v in (SPECTRA | ({'vegetation': FOREST} if w.get('forest') else {}) |
+                         ({'scar': DEBRIS} if w.get('texture') else {})).items()}
     refl = veg[..., None] * spec['vegetation'] + (1 - veg[..., None]) * spec['soil']
     mask = _scars(rng, dom, refl, spec, slope, gy, gx, yy, xx, area)
-    looks = _lookalikes(rng, refl, spec, slope, mask, yy, xx, area)
+    looks = _lookalikes(rng, refl, spec, slope, mask, yy, xx, area, w)
     where = np.zeros((n, n), np.uint8)
     for name, region in looks + [('landslide', mask)]:   # look-alikes as painted; labels over them
         where[region] = COVER.index(name)
+    if w.get('relief'):                  # Lambertian, with a share of diffuse skylight
+        light = (1 - DIFFUSE) * np.maximum(shade, 0) / np.cos(sun_zen) + DIFFUSE
+    else:
+        light = np.clip(0.55 + 0.6 * shade, 0.2, 1.3)
     return dict(refl=refl, mask=mask, cover=where, dem=dem, slope=slope, gy=gy, gx=gx,
-                shade=shade, spec=spec, yy=yy, xx=xx, area=area, veg=veg)
+                shade=shade, light=light, sun_zen=sun_zen, spec=spec, yy=yy, xx=xx, area=area,
+                veg=veg)
 
 
 def sense(g, refl, rng, dom, native=True):
     """The ground g's reflectance refl [n, n, 12] as the sensor sees it: hill shading, haze
-    (most in the blue), the domain's gain and offset, noise, and with native each band at its
-    native resolution. -> img float32 [n, n, 14] (slope and DEM appended)"""
-    refl = refl * np.clip(0.55 + 0.6 * g['shade'], 0.2, 1.3)[..., None]
-    haze = rng.uniform(0, 0.03) + dom['haze']           # adds most to the blue end
-    refl = refl + haze * np.linspace(1, 0.1, L.SPECTRAL)
-    refl = refl * dom['gain'] + dom['offset'] + rng.normal(0, 0.008, refl.shape)
+    (most in the blue; v2: the atmosphere, toa()), the domain's gain and offset, noise, and with
+    native each band at its native resolution. -> img float32 [n, n, 14] (slope and DEM
+    appended)"""
+    refl = refl * g.get('light', np.clip(0.55 + 0.6 * g['shade'], 0.2, 1.3))[..., None]
+    if dom.get('world', {}).get('toa'):
+        refl = toa(refl, rng, dom['haze'], g.get('sun_zen', np.radians(40)))
+        noise = NOISE
+    else:
+        haze = rng.uniform(0, 0.03) + dom['haze']       # adds most to the blue end
+        refl = refl + haze * np.linspace(1, 0.1, L.SPECTRAL)
+        noise = 0.008
+    refl = refl * dom['gain'] + dom['offset'] + rng.normal(0, 1, refl.shape) * noise
     if native:
         refl = sensor_resolution(refl)
     return np.concatenate([refl, g['slope'][..., None], g['dem'][..., None]], -1).astype(
         np.float32)
+
+
+# v2's light: Sentinel-2's band centres (µm), the diffuse share of illumination, and the noise of
+# each band (reflectance; about what an SNR of 100-170 at the reference radiances gives, and
+# less in B10, whose signal is a hundredth of the others')
+WAVELENGTH = np.array([.443, .490, .560, .665, .705, .740, .783, .842, .945, 1.375, 1.610, 2.190])
+DIFFUSE = 0.15
+NOISE = np.r_[np.full(9, 0.002), 0.0002, 0.002, 0.002]
+
+
+def toa(refl, rng, haze, sun_zen):
+    """Surface reflectance [n, n, 12] as top-of-atmosphere reflectance, as Level-1C (and the
+    Landslide4Sense patches, whose B1 exceeds B2 and whose B10 is near 0) record it: a path
+    reflectance of single scattering by air (Rayleigh optical depth 0.0088 λ^-4.05) and aerosol
+    (optical depth at 550 nm drawn per scene, Ångström exponent 1.3), both attenuating the
+    ground's light; water vapour absorbing in B9 (945 nm); B10 (1375 nm) seeing the ground through
+    almost all the water vapour of the column, a few thousandths of B11. haze: the domain's."""
+    tau_r = 0.0088 * WAVELENGTH ** -4.05
+    tau_a = (rng.uniform(0.02, 0.2) + 5 * haze) * (WAVELENGTH / 0.55) ** -1.3
+    path = 0.25 * (tau_r + 0.5 * tau_a)                 # ~ phase / (4 cos θs cos θv)
+    trans = np.exp(-0.5 * (tau_r + tau_a) * (1 / np.cos(sun_zen) + 1))
+    out = refl * trans + path
+    out[..., 8] = refl[..., 8] * trans[8] * rng.uniform(0.25, 0.45) + path[8]
+    out[..., 9] = refl[..., 10] * rng.uniform(0.004, 0.01)
+    return out
 
 
 def paint_scars(rng, dom, g, refl):
@@ -132,68 +197,111 @@ def paint_scars(rng, dom, g, refl):
 
 
 def _terrain(rng, dom, n):
-    """Hills where a smooth field says 'mountain', flat valley floors elsewhere, at 10 m pixels.
-    -> (dem, slope in degrees, its gradient gy, gx, hill shading), each float64 [n, n]"""
+    """Hills where a smooth field says 'mountain', flat valley floors elsewhere, at 10 m pixels
+    (v2: the base elevation anywhere from near the sea to high mountains, as the competition's
+    regions lie, and the sun anywhere from 25 to 55 degrees from the zenith).
+    -> (dem, slope in degrees, its gradient gy, gx, hill shading cos i, each float64 [n, n];
+    the sun's zenith angle in radians)"""
     hills = 0.6 * _noise(rng, 20, n) + 0.3 * _noise(rng, 8, n) + 0.1 * _noise(rng, 3, n)
     mountain = _sigmoid(3 * _noise(rng, 30, n) + 1.5)
-    base = dom['base'] + rng.uniform(0, 400)
+    relief = dom.get('world', {}).get('relief')
+    base = dom['base'] + (rng.uniform(-550, 2000) if relief else rng.uniform(0, 400))
     dem = base + dom['relief'] * rng.uniform(0.6, 1.4) * hills * mountain
     gy, gx = np.gradient(dem, 10.0)
     slope = np.degrees(np.arctan(np.hypot(gx, gy)))
     aspect = np.arctan2(-gx, gy)
     sun_zen, sun_az = np.radians(40), np.radians(135)
+    if relief:
+        sun_zen, sun_az = np.radians(rng.uniform(25, 55)), np.radians(rng.uniform(100, 170))
     shade = np.cos(sun_zen) * np.cos(np.radians(slope)) + \
         np.sin(sun_zen) * np.sin(np.radians(slope)) * np.cos(sun_az - aspect)
-    return dem, slope, gy, gx, shade
+    return dem, slope, gy, gx, shade, sun_zen
 
 
 def _scars(rng, dom, refl, spec, slope, gy, gx, yy, xx, area):
     """Landslide scars painted into refl (in place): on steep slopes, elongated downslope, with
-    ragged edges, each drawn in the 128 x 128 window around it. -> mask bool [n, n]"""
-    n = len(slope)
+    ragged edges, each drawn in the 128 x 128 window around it (v2: areas heavy-tailed, counts
+    clustered by event, scars rough inside; see _scar_size and _scar_sites). -> mask bool [n, n]"""
+    n, w = len(slope), dom.get('world', {})
     mask = np.zeros((n, n), bool)
     steep = np.argwhere(slope > 22)
-    for _ in range(rng.poisson(3.0 * area) if len(steep) else 0):
-        cy, cx = steep[rng.integers(len(steep))]
+    sites = _scar_sites(rng, steep, area, n) if w.get('clusters') and len(steep) else None
+    count = len(sites) if sites is not None else rng.poisson(3.0 * area) if len(steep) else 0
+    for i in range(count):
+        cy, cx = steep[sites[i] if sites is not None else rng.integers(len(steep))]
         y0 = min(max(cy - L.SIZE // 2, 0), n - L.SIZE)
         x0 = min(max(cx - L.SIZE // 2, 0), n - L.SIZE)
         win = np.s_[y0:y0 + L.SIZE, x0:x0 + L.SIZE]
         ang = np.arctan2(gy[cy, cx], gx[cy, cx])
         u = (xx[win] - cx) * np.cos(ang) + (yy[win] - cy) * np.sin(ang)
         v = -(xx[win] - cx) * np.sin(ang) + (yy[win] - cy) * np.cos(ang)
-        a, b = rng.uniform(6, 18), rng.uniform(2, 5)
-        scar = (u / a) ** 2 + (v / b) ** 2 < 1 + 0.35 * _noise(rng, 2)
-        fresh = rng.uniform(0.5, 0.95) - dom['older']   # older scars are partly green again
+        a, b = _scar_size(rng) if w.get('sizes') else (rng.uniform(6, 18), rng.uniform(2, 5))
+        edge = 0.6 * _noise(rng, max(2.0, b / 2)) if w.get('sizes') else 0.35 * _noise(rng, 2)
+        scar = (u / a) ** 2 + (v / b) ** 2 < 1 + edge
         r = refl[win]
-        r[scar] = (1 - fresh) * r[scar] + fresh * spec['scar'] * rng.uniform(0.85, 1.15)
+        if w.get('texture'):             # event inventories: mapped while the scars are bare
+            fresh = rng.uniform(0.75, 1.0) - dom['older']
+            rough = 1 + 0.25 * _noise(rng, 1.5)[scar, None]
+            r[scar] = (1 - fresh) * r[scar] + fresh * spec['scar'] * rng.uniform(0.85, 1.15) * rough
+        else:
+            fresh = rng.uniform(0.5, 0.95) - dom['older']   # older scars are partly green again
+            r[scar] = (1 - fresh) * r[scar] + fresh * spec['scar'] * rng.uniform(0.85, 1.15)
         mask[win] |= scar
     return mask
 
 
-def _lookalikes(rng, refl, spec, slope, mask, yy, xx, area):
+def _scar_size(rng, scale=SCAR_AREA):
+    """v2: one landslide's semi-axes in pixels, downslope and across. Its area A (px) is drawn
+    from an inverse gamma distribution with shape 1.4, the power-law tail A^-2.4 that event
+    inventories follow (Malamud et al. 2004), its scale set so that the median mapped object
+    is the real development set's (docs/realism.md), kept within 3-4000 px; its length-to-width
+    ratio lognormal about 2. -> (a, b)"""
+    A = min(3 + scale / rng.gamma(1.4), 4000)
+    ratio = np.exp(rng.normal(np.log(2.5), 0.35))
+    return np.sqrt(A * ratio / np.pi), np.sqrt(A / (np.pi * ratio))
+
+
+def _scar_sites(rng, steep, area, n):
+    """v2: where the landslides of one scene start, as an event clusters them: their number is
+    Poisson with a mean that is itself gamma-distributed (shape 0.3 per 128 x 128 of area: many
+    patches hold none, some dozens), and their places on the steep ground are drawn with a
+    weight exp(2 z) of a smooth field z (the storm's or the shaking's intensity).
+    steep: int [k, 2] candidate pixels. -> indices into steep"""
+    count = rng.poisson(SCAR_RATE * area * rng.gamma(0.3 * area) / (0.3 * area))
+    weight = np.exp(2 * _noise(rng, 25, n))[steep[:, 0], steep[:, 1]]
+    return rng.choice(len(steep), size=count, p=weight / weight.sum())
+
+
+def _lookalikes(rng, refl, spec, slope, mask, yy, xx, area, w={}):
     """Bare rock outcrops on steep ground (no landslides: their shape differs), and on flat
     ground, where only slope tells them apart, bare fields and river bars; painted into refl
-    (in place). -> [(cover name, bool [n, n])] in the order painted"""
+    (in place). v2: fewer outcrops and fields, and rivers more often, in wide beds of bright
+    gravel.
+    -> [(cover name, bool [n, n])] in the order painted"""
     n = len(slope)
-    rock = (_noise(rng, 4, n) > 1.7) & (slope > 28) & ~mask
+    rock = (_noise(rng, 4, n) > (2.3 if w.get('looks') else 1.7)) & (slope > 28) & ~mask
     flat = slope < 8
     fields = np.zeros((n, n), bool)
     flats = np.argwhere(flat)
-    for _ in range(rng.poisson(1.5 * area) if len(flats) else 0):
+    for _ in range(rng.poisson((0.75 if w.get('looks') else 1.5) * area) if len(flats) else 0):
         cy, cx = flats[rng.integers(len(flats))]
-        h, w = rng.integers(4, 12, size=2)
-        fields[max(cy - h, 0):cy + h, max(cx - w, 0):cx + w] = True
+        h, w_ = rng.integers(4, 12, size=2)
+        fields[max(cy - h, 0):cy + h, max(cx - w_, 0):cx + w_] = True
     fields &= flat
     water, bars, gravel = np.zeros((n, n), bool), np.zeros((n, n), bool), None
     for _ in range(max(1, round(n / L.SIZE))):          # rivers: one chance per 128 pixels of side
-        if rng.random() < 0.4:
+        if rng.random() < (0.6 if w.get('looks') else 0.4):
             t = rng.uniform(0, np.pi)
             along = (xx - n / 2) * np.cos(t) + (yy - n / 2) * np.sin(t)
             d = (xx - n / 2) * np.sin(t) - (yy - n / 2) * np.cos(t) + \
                 rng.uniform(-30, 30) * n / L.SIZE + 8 * np.sin(along / 9)
             river = np.abs(d) < rng.uniform(1.5, 3.5)
             gravel = _noise(rng, 4, n) > 0.3 if gravel is None else gravel
-            bars |= (np.abs(d) < 8) & ~river & gravel & flat
+            if w.get('looks'):           # a braided bed of bright gravel along the valley floor
+                bars |= (np.abs(d) < rng.uniform(5, 14)) & ~river & (gravel | (slope < 4)) & \
+                    (slope < 12)
+            else:
+                bars |= (np.abs(d) < 8) & ~river & gravel & flat
             water |= river
     bars &= ~water
     looks = [('field', fields), ('gravel', bars), ('water', water), ('rock', rock)]
@@ -246,18 +354,20 @@ def sensor_resolution(refl):
 
 # ----------------------------------------------------------------------------- the dataset
 
-def split_patches(split, count, shift=1.0, seed=0, kind='all', cover=False):
+def split_patches(split, count, shift=1.0, seed=0, kind='all', cover=False, world=WORLD):
     """The patches synth writes for one split, in order (the source, 'train', has shift 0):
     yields synth_patch's outputs. Reading them again this way gives their cover maps."""
     rng = np.random.default_rng([seed, list(L.SPLITS).index(split)])
-    dom = domain(0.0 if split == 'train' else shift, seed, kind)
+    dom = domain(0.0 if split == 'train' else shift, seed, kind, world)
     for _ in range(count):
         yield synth_patch(rng, dom, cover=cover)
 
 
-def synth(out, train=400, valid=60, test=120, shift=1.0, seed=0, target_masks=True, kind='all'):
+def synth(out, train=400, valid=60, test=120, shift=1.0, seed=0, target_masks=True, kind='all',
+          world=WORLD):
     """Write a dataset in the Landslide4Sense layout. The source (TrainData) has shift 0;
-    ValidData and TestData share one target domain of the given shift. Deterministic in seed."""
+    ValidData and TestData share one target domain of the given shift, both of one world.
+    Deterministic in seed."""
     for split, count in (('train', train), ('valid', valid), ('test', test)):
         if count == 0:
             continue
@@ -266,7 +376,8 @@ def synth(out, train=400, valid=60, test=120, shift=1.0, seed=0, target_masks=Tr
         keep_mask = split == 'train' or target_masks
         if keep_mask:
             os.makedirs(os.path.join(sdir, 'mask'), exist_ok=True)
-        for i, (img, mask) in enumerate(split_patches(split, count, shift, seed, kind), 1):
+        for i, (img, mask) in enumerate(split_patches(split, count, shift, seed, kind,
+                                                      world=world), 1):
             with h5py.File(os.path.join(sdir, 'img', f'image_{i}.h5'), 'w') as f:
                 f.create_dataset('img', data=img)
             if keep_mask:

@@ -23,6 +23,10 @@ L2A_FILES = {10: ['B02', 'B03', 'B04', 'B08'],
              60: ['B01', 'B02', 'B05', 'B09', 'B11']}
 L1C_RES = landscape.NATIVE | {'B8A': 20}
 TILE, WHEN = 'T45RUL', '20250101T050000'
+# products, scenes and events are drawn from world v1, on which their benchmarks were measured
+# (docs/mapping.md, docs/clouds.md); landscape.WORLD, the patches' world, adds top-of-atmosphere
+# light that only a Level-1C product would carry
+WORLD = 'v1'
 
 
 def synth_product(out, size=384, shift=1.0, seed=0, level='L2A', baseline='04.00', zip_=False,
@@ -39,7 +43,7 @@ def synth_product(out, size=384, shift=1.0, seed=0, level='L2A', baseline='04.00
     -> dict(product, dem, truth, sky_truth, scene)"""
     from rasterio.transform import from_origin
     img, mask, cover = landscape.synth_patch(np.random.default_rng([seed, 3]),
-                                             landscape.domain(shift, seed, kind), size,
+                                             landscape.domain(shift, seed, kind, WORLD), size,
                                              cover=True, native=False)
     sk = sky.draw(np.random.default_rng([seed, 11]), size, clouds)
     corner = np.add.outer(np.arange(size), np.arange(size)) < size // 4      # no data up there
@@ -281,7 +285,7 @@ def synth_scene(out, size=1024, shift=1.0, seed=0):
     """One coherent size x size scene of the given target shift (shift 0 = the source domain),
     with its true mask, written by write_scene. -> paths written"""
     img, mask = landscape.synth_patch(np.random.default_rng([seed, 3]),
-                                      landscape.domain(shift, seed), size)
+                                      landscape.domain(shift, seed, world=WORLD), size)
     return write_scene(out, img, mask)
 
 

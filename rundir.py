@@ -18,7 +18,9 @@ from models import build_model
 # flags that may change between runs in one --out without changing what is computed
 RESUMABLE = ('out', 'rounds', 'device', 'log_every', 'force', 'demo', 'paper_rule')
 # settings set by a flag of another name
-FLAG_OF = {'holes': '--sky', 'shade': '--sky', 'separate_norm': '--no-separate-norm'}
+FLAG_OF = {'holes': '--sky', 'shade': '--sky', 'separate_norm': '--no-separate-norm',
+           'synthetic': '--data'}
+RECIPE = 'synthetic.json'        # a synthetic dataset's recipe (synthetic/landscape.py writes it)
 
 
 def check_out(c):
@@ -70,6 +72,8 @@ def prepare(c, make_demo_data=None):
         if folder is not None and not os.path.isdir(folder):
             raise L.DataError(f'{folder}: {flag} folder not found')
     c.data, c.target_data = (p and os.path.abspath(p) for p in (c.data, c.target_data))
+    recipe = os.path.join(c.data, RECIPE)          # a synthetic source can be written again
+    c.synthetic = json.load(open(recipe)) if os.path.isfile(recipe) else None
     check_out(c)
     _, ip_s, mp_s = L.check_split(c.data, 'train')
     if mp_s is None:

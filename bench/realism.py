@@ -30,9 +30,9 @@ RELEASE_MEAN = [0.9257, 0.9227, 0.9541, 0.9596, 1.0228, 1.0426, 1.0358, 1.0468, 
 RELEASE_STD = [0.1410, 0.2207, 0.3184, 0.5724, 0.4601, 0.4465, 0.4651, 0.4948, 0.5133, 0.6836,
                0.5323, 0.6628, 0.6784, 1.0727]
 SOURCES = {
-    'masks': 'real development set (1 964 TrainData masks)',
-    'rgb': 'real development set (B4, B3, B2 renderings)',
-    'bands': 'TrainData per-band mean and std as published (RELEASE_MEAN, RELEASE_STD)',
+    'masks': 'development set, masks',
+    'rgb': 'development set, renderings',
+    'bands': 'TrainData, published (RELEASE_MEAN, RELEASE_STD)',
 }
 NAMES = ['B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7', 'B8', 'B9', 'B10', 'B11', 'B12', 'slope',
          'DEM']
@@ -188,7 +188,8 @@ def table(worlds, n=600, seed=0, real_path=None, log=print):
     lines = ['| statistic | ' + ' | '.join(cols) + ' | source of the real figure |',
              '|---' * (len(cols) + 2) + '|']
     for name in names:
-        src = SOURCES['bands'] if name.endswith((' mean', ' CV')) else (
+        src = SOURCES['bands'] if name.split()[0] in NAMES and \
+            name.split()[1] in ('mean', 'CV') else (
             SOURCES['masks'] if name.startswith(('patches', 'landslide', 'object', 'elong',
                                                  'compact')) else SOURCES['rgb'])
         cells = ' | '.join(fmt(c.get(name)) for c in cols.values())

@@ -119,3 +119,65 @@ def test_cloud_scores_and_the_cloud_free_products_own_f1():
                               ('L1C', 0.3, 'fringe 1'): [s]})
     assert '| L1C | 0.0 | cloud-free product | – | – | – | – | – | – | 80.00 | – |' in table
     assert '| L1C | 0.3 | fringe 1 | 50.00 |' in table
+
+
+# ----------------------------------------------------------------------------- the real world
+
+def test_components_are_8_connected_and_unique_over_the_batch():
+    from bench import real
+    m = np.zeros((2, 8, 8), np.uint8)
+    m[0, 1, 1] = m[0, 2, 2] = 1                       # diagonal neighbours: one object
+    m[0, 5:7, 5:8] = 1                                # a second
+    m[1, 0, :] = 1                                    # the second image's own
+    lab = real.components(m)
+    assert lab[0, 1, 1] == lab[0, 2, 2] != lab[0, 5, 5]
+    assert len(np.unique(lab[lab > 0])) == 3 and (lab[m == 0] == 0).all()
+
+
+def test_render_divides_by_the_release_divisor_and_scales_each_image_to_255():
+    from bench import real
+    img = np.zeros((1, 4, 4, 14))
+    img[..., 3], img[..., 2], img[..., 1] = 0.0445, 0.0663, 0.0825   # each band at its divisor
+    img[0, 0, 0, 3] = 0.089                                            # one pixel twice as red
+    rgb = real.render(img)
+    assert rgb.max() == 255 and rgb[0, 0, 0, 0] == 255
+    assert (rgb[0, 1:, :, 0] == 128).all() and (rgb[0, 1:, :, 2] == 128).all()
+
+
+def test_mask_statistics_of_a_known_mask():
+    from bench import realism
+    m = np.zeros((2, 128, 128), np.uint8)
+    m[0, 10:13, 20:30] = 1                            # 3 x 10: area 30, elongated
+    stats = realism.mask_stats(m)
+    assert stats['patches with a landslide %'] == 50
+    assert stats['object area px, median'] == 30
+    assert 2.5 < stats['elongation, median (objects >= 5 px)'] < 3.5
+
+
+def test_realism_without_the_development_set_has_the_band_rows_only(tmp_path, monkeypatch):
+    from bench import real, realism
+    monkeypatch.setattr(real, 'DEFAULT', str(tmp_path / 'absent.npz'))
+    text = realism.table(['v1', 'v2'], n=4)
+    assert '| B4 mean | 0.0427 |' in text and 'object area' not in text
+    img, mask = realism.world_sample('v2', 6, 1)
+    rgb = real.render(img)
+    np.savez(tmp_path / 'dev.npz', rgb=rgb, mask=mask, l4s_id=np.arange(6))
+    text = realism.table(['v2'], n=4, real_path=str(tmp_path / 'dev.npz'))
+    assert 'object area px, median' in text and 'B4 landslide / background' in text
+
+
+def test_sim2real_skips_cleanly_without_the_development_set(tmp_path, monkeypatch, capsys):
+    from bench import real, sim2real
+    monkeypatch.setattr(real, 'DEFAULT', str(tmp_path / 'absent.npz'))
+    assert sim2real.main(['--out', str(tmp_path / 'out')]) == 0
+    assert 'skipped' in capsys.readouterr().out and not (tmp_path / 'out').exists()
+
+
+def test_sim2real_writes_renderings_as_three_band_patches(tmp_path):
+    from bench import sim2real
+    rgb = np.random.default_rng(0).integers(0, 256, (3, 128, 128, 3), dtype=np.uint8)
+    mask = np.zeros((3, 128, 128), np.uint8)
+    root = sim2real.write_patches(str(tmp_path), 'test', rgb, mask)
+    x = L.read_image(os.path.join(root, 'TestData', 'img', 'image_2.h5'))
+    assert np.allclose(x[..., 3] * 255, rgb[1, ..., 0]) and np.allclose(x[..., 1] * 255, rgb[1, ..., 2])
+    assert not x[..., [0, *range(4, 14)]].any()

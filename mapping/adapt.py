@@ -13,8 +13,10 @@ tiles. predict.py --adapt calls it before mapping:
   adapted run; a --before pair is adapted to its after-date, and both dates are then mapped by
   the same adapted networks, so that a change between the maps is one of the ground, not of the
   networks. With --data, the target is the split being predicted.
-- The source: the run's own --data (its config.json records it); a demo run's synthetic source
-  is written again from its seed if gone; --source points at it elsewhere.
+- The source: the run's own --data (its config.json records it); a synthetic source (the
+  shipped model's, a demo run's) is written again from the recipe the run recorded if gone,
+  after checking that the synthetic world still draws what the networks saw (a world changed
+  since is refused); --source points at it elsewhere.
 - Round 0 of the adapted run is the run's round (its checkpoints copied in); each later round
   continues the previous one's networks with the run's own settings. The adapted run is a run
   folder like any other: rerun the command to resume it, or map with it (--run).
@@ -33,13 +35,25 @@ from mapping import patches, scene as S
 
 def source(run, given=None):
     """The Landslide4Sense root the run trained on, checked before any work. -> (path, whether
-    it is a demo run's synthetic source that is gone and must be written again)"""
+    it is a synthetic source that is gone and must be written again). A run trained on a
+    synthetic dataset recorded its recipe (config.json's 'synthetic'); the world is checked
+    here to still draw what the networks saw, and a changed one refused."""
     cfg = json.load(open(os.path.join(run, 'config.json')))
     path = given or cfg['data']
-    if os.path.isdir(os.path.join(path, 'TrainData')):
+    if path and os.path.isdir(os.path.join(path, 'TrainData')):
         return os.path.abspath(path), False
-    own = os.path.basename(os.path.normpath(cfg['out']))          # --demo wrote <out>/data
-    if given is None and cfg.get('demo') and path.endswith(os.path.join(own, 'data')):
+    if given is None and cfg.get('synthetic'):
+        from synthetic import landscape
+        recipe = cfg['synthetic']
+        try:
+            landscape.check(recipe)
+        except ValueError as e:
+            raise L.DataError(f'{run}: its synthetic source cannot be written again: {e}; '
+                              '--adapt needs the source its networks trained on: the code of '
+                              "the run's card, or --source DIR")
+        return path, True
+    own = os.path.basename(os.path.normpath(cfg['out'] or '.'))    # --demo wrote <out>/data
+    if given is None and cfg.get('demo') and (path or '').endswith(os.path.join(own, 'data')):
         return path, True
     what = f'--source {given}' if given else f"{run}: the run's source data {path}"
     raise L.DataError(f'{what}: no TrainData there; adapting needs the labelled source the run '
@@ -66,7 +80,7 @@ def adapt(run, rnd, target_root, split, out, opts, device, log=print):
     -> what summary.json records: the adapted run and its label-free signs per round"""
     src, regenerate = opts['source']
     if regenerate:
-        src = write_demo_source(run, os.path.join(os.path.dirname(out), 'source'), log)
+        src = write_source(run, os.path.join(os.path.dirname(out), 'source'), log)
     c = settings(run, rnd, src, target_root, split, out, opts['rounds'], opts['control'],
                  opts['steps'], device)
     os.makedirs(os.path.join(out, 'round0'), exist_ok=True)
@@ -98,12 +112,17 @@ def scene_target(run, scene_path, folder, truth, tiles, corrections=S.CORRECT):
     return folder
 
 
-def write_demo_source(run, folder, log):
-    """A demo run's synthetic source, written again from its seed (once, then reused)."""
+def write_source(run, folder, log):
+    """A run's synthetic source, written again from its recipe, or for a demo run made before
+    runs recorded one, from its seed (once, then reused)."""
     if not os.path.isdir(folder):
-        seed = json.load(open(os.path.join(run, 'config.json')))['seed']
-        log(f'the demo run\'s source is gone: writing it again from its seed into {folder}')
+        cfg = json.load(open(os.path.join(run, 'config.json')))
+        log(f"the run's synthetic source is gone: writing it again from its seed into {folder}")
         shutil.rmtree(folder + '.partial', ignore_errors=True)
-        refine.demo_data(folder + '.partial', seed)
+        if cfg.get('synthetic'):
+            from synthetic import landscape
+            landscape.rewrite(cfg['synthetic'], folder + '.partial')
+        else:
+            refine.demo_data(folder + '.partial', cfg['seed'])
         os.replace(folder + '.partial', folder)
     return folder

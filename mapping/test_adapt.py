@@ -16,9 +16,9 @@ import torch
 
 import landslide as L
 import predict
-from conftest import outputs
+from conftest import outputs, tree_digest
 from mapping import __main__ as cli, adapt, patches, scene as S, sentinel2
-from synthetic import product
+from synthetic import landscape, product
 
 rasterio = pytest.importorskip('rasterio', reason='rasterio not installed (requirements-geo.txt)')
 QUICK = ['--adapt', '--adapt-rounds', '1', '--adapt-steps', '2', '--device', 'cpu']
@@ -147,6 +147,7 @@ def test_a_missing_source_is_refused_and_nothing_written(trained, cloudy, tmp_pa
     shutil.copytree(trained, run)
     cfg = json.load(open(run / 'config.json'))
     cfg['data'], cfg['demo'] = str(tmp_path / 'gone'), False
+    cfg['synthetic'] = None                                   # a source of one's own, no recipe
     json.dump(cfg, open(run / 'config.json', 'w'))
     out = tmp_path / 'out'
     argv = ['--run', str(run), '--scene', cloudy['stack'], '--out', str(out), *QUICK]
@@ -173,12 +174,41 @@ def test_a_demo_runs_source_is_written_again_from_its_seed(tmp_path, monkeypatch
     drawn = []
     monkeypatch.setattr(adapt.refine, 'demo_data', lambda folder, seed: (
         drawn.append(seed), os.makedirs(os.path.join(folder, 'TrainData'))))
-    where = adapt.write_demo_source(str(run), str(tmp_path / 'out' / 'source'), print)
+    where = adapt.write_source(str(run), str(tmp_path / 'out' / 'source'), print)
     assert drawn == [7] and os.path.isdir(os.path.join(where, 'TrainData'))
     json.dump({'data': str(tmp_path / 'mine'), 'demo': True, 'out': str(run), 'seed': 7},
               open(run / 'config.json', 'w'))                  # --demo on data of one's own
     with pytest.raises(L.DataError, match='--source'):
         adapt.source(str(run))
+
+
+def test_a_synthetic_source_is_written_again_from_its_recipe(tiny, tmp_path):
+    recipe = json.load(open(os.path.join(tiny, 'synthetic.json')))
+    run = tmp_path / 'run'
+    run.mkdir()
+    json.dump({'data': str(tmp_path / 'gone'), 'synthetic': recipe, 'out': str(run), 'seed': 0},
+              open(run / 'config.json', 'w'))
+    assert adapt.source(str(run)) == (str(tmp_path / 'gone'), True)
+    where = adapt.write_source(str(run), str(tmp_path / 'source'), print)
+    assert tree_digest(os.path.join(where, 'TrainData')) == tree_digest(os.path.join(tiny, 'TrainData'))
+
+
+def test_a_changed_world_is_refused_for_adapt_one_line(trained, cloudy, tmp_path, capsys,
+                                                       monkeypatch):
+    run = tmp_path / 'run'
+    shutil.copytree(trained, run)
+    cfg = json.load(open(run / 'config.json'))
+    assert cfg['synthetic']['world'] == 'v2'                 # the tiny data recorded its recipe
+    json.dump(cfg | {'data': str(tmp_path / 'gone')}, open(run / 'config.json', 'w'))
+    monkeypatch.setattr(landscape, 'SCAR_RATE', 7.0)   # the world as another version draws it
+    out = tmp_path / 'out'
+    argv = ['--run', str(run), '--scene', cloudy['stack'], '--out', str(out), *QUICK]
+    assert predict.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'changed since' in err and '--source' in err
+    assert not out.exists()
+    monkeypatch.undo()
+    assert adapt.source(str(run))[1] is True                 # the world as it was: written again
 
 
 def test_a_patch_split_is_adapted_to_and_predicted(trained, tiny, tmp_path):

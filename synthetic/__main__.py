@@ -31,6 +31,8 @@ def parse_args(argv):
     s.add_argument('--shift-kind', choices=['all', 'sensor', 'scars'], default='all',
                    help="sensor: the target differs only by sensor gain/offset and haze; "
                         "scars: only by older, partly revegetated landslides")
+    s.add_argument('--world', choices=list(landscape.WORLDS), default=landscape.WORLD,
+                   help=f'which synthetic world (docs/realism.md) [default: {landscape.WORLD}]')
     s = sub.add_parser('product', help='a synthetic Sentinel-2 product, a DEM, the truth')
     s.add_argument('out', help='folder for the .SAFE (or .zip), dem.tif, truth.tif, scene.h5')
     s.add_argument('--size', type=int, default=768, help='10 m pixels per side (a multiple of 6)')
@@ -89,8 +91,9 @@ def main(argv=None):
     if min(a.train, a.valid, a.test) < 0 or a.train == 0:
         sys.exit('error: --train must be positive and --valid/--test non-negative')
     landscape.synth(a.out, a.train, a.valid, a.test, a.shift, a.seed, not a.no_target_masks,
-                    a.shift_kind)
-    print(f'wrote {a.train}/{a.valid}/{a.test} patches to {a.out} (shift {a.shift}, seed {a.seed})')
+                    a.shift_kind, a.world)
+    print(f'wrote {a.train}/{a.valid}/{a.test} patches to {a.out} (world {a.world}, shift '
+          f'{a.shift}, seed {a.seed})')
 
 
 if __name__ == '__main__':

@@ -18,6 +18,7 @@ regions, cosine illumination, bright river beds. Each of v2's changes is one fla
 
 product.py writes Sentinel-2 products and pre-stacked scenes from the same landscape.
 """
+import json
 import os
 
 import h5py
@@ -363,11 +364,31 @@ def split_patches(split, count, shift=1.0, seed=0, kind='all', cover=False, worl
         yield synth_patch(rng, dom, cover=cover)
 
 
+RECIPE = 'synthetic.json'                # what synth() wrote, beside the splits
+
+
+def fingerprint(world, seed, count=4):
+    """What identifies a world's source as drawn from one seed, to compare a dataset written
+    again against the one a run saw: the per-band means of its first `count` TrainData patches
+    and their landslide pixels, rounded well above float noise. -> list of 15 numbers"""
+    pairs = list(split_patches('train', count, seed=seed, world=world))
+    img = np.stack([p[0] for p in pairs]).astype(np.float64)
+    means = img.reshape(-1, L.BANDS).mean(0)
+    return [float(f'{v:.5g}') for v in means] + [int(sum(p[1].sum() for p in pairs))]
+
+
 def synth(out, train=400, valid=60, test=120, shift=1.0, seed=0, target_masks=True, kind='all',
           world=WORLD):
     """Write a dataset in the Landslide4Sense layout. The source (TrainData) has shift 0;
     ValidData and TestData share one target domain of the given shift, both of one world.
-    Deterministic in seed."""
+    Deterministic in seed: out/synthetic.json records the arguments and the source's
+    fingerprint, so that a run trained on it can have it written again (rewrite)."""
+    recipe = dict(train=train, valid=valid, test=test, shift=shift, seed=seed,
+                  target_masks=target_masks, kind=kind, world=world,
+                  fingerprint=fingerprint(world, seed))
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, RECIPE), 'w') as f:
+        json.dump(recipe, f, indent=1)
     for split, count in (('train', train), ('valid', valid), ('test', test)):
         if count == 0:
             continue
@@ -383,3 +404,25 @@ def synth(out, train=400, valid=60, test=120, shift=1.0, seed=0, target_masks=Tr
             if keep_mask:
                 with h5py.File(os.path.join(sdir, 'mask', f'mask_{i}.h5'), 'w') as f:
                     f.create_dataset('mask', data=mask)
+
+
+def rewrite(recipe, out):
+    """The dataset a recipe (synthetic.json's contents) describes, written again into out,
+    after check(recipe)."""
+    check(recipe)
+    args = {k: recipe[k] for k in ('train', 'valid', 'test', 'shift', 'seed', 'target_masks',
+                                   'kind', 'world')}
+    synth(out, **args)
+
+
+def check(recipe):
+    """That this code still draws the world a recipe was written from: a world unknown here or
+    changed since (another version of this code) raises ValueError naming what differs."""
+    if recipe.get('world') not in WORLDS:
+        raise ValueError(f"world {recipe.get('world')!r} is not one this code draws "
+                         f"({', '.join(WORLDS)})")
+    now = fingerprint(recipe['world'], recipe['seed'])
+    if now != recipe['fingerprint']:
+        bad = [i for i, (a, b) in enumerate(zip(now, recipe['fingerprint'])) if a != b]
+        raise ValueError(f"world {recipe['world']} has changed since: its first source patches "
+                         f"differ in {', '.join(str(i + 1) for i in bad[:4])} of 15 statistics")

@@ -5,6 +5,7 @@ New data is its own domain: its per-band statistics are computed from it and use
 it (separated normalization, paper §2.1), so raw Sentinel-2 values, reflectance and the
 competition's mean-divided values all work.
 
+    python predict.py --s2 PRODUCT.zip --dem dem.tif --out OUT   # the shipped model, no training
     python predict.py --run runs/demo --data DIR --split test --out OUT        # patches
     python predict.py --run runs/demo --scene a.tif b.h5 c.npy --out OUT       # whole scenes
     python predict.py --run RUN --s2 S2B_MSIL2A_...zip --dem dem.tif --out OUT  # Sentinel-2
@@ -31,6 +32,9 @@ import refine
 import rundir
 from mapping import adapt, change, polygons, scene as S, sentinel2, tiles
 
+# the model this repository ships (mapping/pack.py made it; its MODEL_CARD.md says how)
+SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'pretrained',
+                       'landslides-synthetic')
 DEFAULTS = dict(overlap=L.SIZE // 4, nodata=None, device='auto', log_every=5.0, cloud_buffer=0,
                 cloud_fringe=1,
                 adapt_rounds=3, adapt_tiles=1000)
@@ -46,12 +50,13 @@ def load_run(run, rnd, dev):
         raise L.DataError(f'{run}: not a run folder (no config.json)')
     cfg = json.load(open(cpath))
     names = [m for m in cfg['models'].split(',') if m]
-    done = sorted(int(f[5:]) for f in os.listdir(run) if re.fullmatch(r'round\d+', f) and
-                  os.path.isdir(os.path.join(run, f, 'masks')))
+    listed = read_json(run, 'metrics.json').get('rounds', [])      # a packed run: no masks
+    done = sorted({int(f[5:]) for f in os.listdir(run) if re.fullmatch(r'round\d+', f) and
+                   os.path.isdir(os.path.join(run, f, 'masks'))} | {e['round'] for e in listed})
     if rnd is None:
         if not done:
-            raise L.DataError(f'{run}: no finished round '
-                              '(a round is finished when round<k>/masks exists)')
+            raise L.DataError(f'{run}: no finished round (a round is finished when '
+                              'round<k>/masks exists or metrics.json lists it)')
         rnd = done[-1]
     elif rnd not in done:
         raise L.DataError(f"{run}: round {rnd} is not finished (finished: "
@@ -280,7 +285,9 @@ def sensing(pr):
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--run', required=True, help='a run folder written by refine.py')
+    ap.add_argument('--run', default=SHIPPED, help='a run folder written by refine.py [default: '
+                    'the model this repository ships, trained on synthetic data alone: '
+                    f'{os.path.relpath(SHIPPED)} (its MODEL_CARD.md)]')
     ap.add_argument('--round', type=int, help="which round's ensemble [default: the last finished]")
     ap.add_argument('--data', help='a Landslide4Sense root: predict the patches of --split')
     ap.add_argument('--split', choices=list(L.SPLITS), default='test', help='[default: test]')

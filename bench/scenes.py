@@ -5,6 +5,7 @@ figures.
 
     python -m bench.scenes map [--run runs/demo] [--sizes 2048 4096] [--paper]
     python -m bench.scenes stack [--size 10980] [--level L2A] [--pair]
+    python -m bench.scenes adapt [--run pretrained/landslides-synthetic] [--size 4098]
 """
 import argparse
 import json
@@ -261,6 +262,32 @@ def write_big_product(folder, size, level, clouds=0.3):
                       from_origin(*origin, 10.0, 10.0))
 
 
+def adapt_bench(args):
+    """predict.py --s2 ... --adapt on a synthetic L2A product with at least as many windows as
+    --adapt takes (1000 of 128 x 128: 4098 px a side holds 1024), in a child process; the stack,
+    the adaptation and the map timed apart, and a full tile projected: the adaptation as
+    measured (its rounds train the same steps and predict the same 1000 windows on any scene
+    that holds them), the stack and the map scaled by the area."""
+    folder = os.path.join(args.out, f'L2A-{args.size}-clear')
+    safe, dem = os.path.join(folder, 'product.SAFE'), os.path.join(folder, 'dem.tif')
+    if not os.path.isdir(safe):
+        write_big_product(folder, args.size, 'L2A', clouds=0.0)
+    pout = os.path.join(args.out, f'adapt-{args.size}')
+    shutil.rmtree(pout, ignore_errors=True)
+    _, wall, peak = in_child(CHILD, ['--run', args.run, '--s2', safe, '--dem', dem, '--out',
+                                     pout, '--adapt', '--log-every', '60'])
+    (name, info), = json.load(open(os.path.join(pout, 'summary.json'))).items()
+    adapt_s, map_s = info['adapt']['seconds'], info['seconds']
+    stack_s, area = wall - adapt_s - map_s, (10980 / args.size) ** 2
+    print(f"\n| scene | tiles adapted to | stack + start | adapt ({info['adapt']['rounds']} "
+          f"rounds) | map | together | peak memory (MiB) |\n|---|---|---|---|---|---|---|\n"
+          f"| {args.size} x {args.size}, measured | {info['adapt']['tiles']} | {stack_s:.0f} s | "
+          f"{adapt_s:.0f} s | {map_s:.0f} s | {wall / 60:.1f} min | {peak:.0f} |\n"
+          f"| 10980 x 10980, projected | {info['adapt']['tiles']} | {stack_s * area:.0f} s | "
+          f"{adapt_s:.0f} s | {map_s * area:.0f} s | "
+          f"{(stack_s * area + adapt_s + map_s * area) / 60:.1f} min | - |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     sub = ap.add_subparsers(dest='cmd', required=True)
@@ -278,8 +305,12 @@ def main(argv=None):
     st.add_argument('--out', default='runs/bench-stack')
     st.add_argument('--pair', action='store_true',
                     help='then the same product as a before-date onto its grid, dated (change.py)')
+    ad = sub.add_parser('adapt', help='predict.py --adapt on a product: stack, adapt, map timed')
+    ad.add_argument('--run', default=predict.SHIPPED, help='[default: the shipped model]')
+    ad.add_argument('--size', type=int, default=4098, help='10 m pixels per side [default: 4098]')
+    ad.add_argument('--out', default='runs/bench-adapt')
     args = ap.parse_args(argv)
-    (scene_bench if args.cmd == 'map' else stack_bench)(args)
+    {'map': scene_bench, 'stack': stack_bench, 'adapt': adapt_bench}[args.cmd](args)
     return 0
 
 

@@ -3,13 +3,14 @@
     python -m mapping stack PRODUCT.SAFE --dem DEM.tif --out scene.tif    # product + DEM -> scene
     python -m mapping patches scene.tif --out mine [--truth inventory.tif] [--split train]
     python -m mapping mosaic mine/TestData RUN/round3/masks --out map.tif  # patches -> the map
+    python -m mapping pack RUN OUT [--round K] [--steps N]   # a run as a model to ship
 """
 import argparse
 import os
 import sys
 
 import landslide as L
-from mapping import clouds, patches, sentinel2
+from mapping import clouds, pack, patches, sentinel2
 
 
 def parse_args(argv):
@@ -39,6 +40,13 @@ def parse_args(argv):
     m.add_argument('split', help='a split written by `patches` (holds index.json)')
     m.add_argument('masks', help='a folder of mask_N.h5 for its patches (a round\'s masks/)')
     m.add_argument('--out', required=True, help='the raster to write (.tif, or .npy)')
+    k = sub.add_parser('pack', help="a run's round as a model to ship: float16 networks, their "
+                       'settings and statistics, no data (mapping/pack.py)')
+    k.add_argument('run', help='a run folder written by refine.py')
+    k.add_argument('out', help='the folder to write (must not exist)')
+    k.add_argument('--round', type=int, help='[default: the last finished]')
+    k.add_argument('--steps', type=int, help="steps per network and round an adaptation of the "
+                   "packed model trains [default: the run's own]")
     return ap.parse_args(argv)
 
 
@@ -47,6 +55,10 @@ def main(argv=None):
     try:
         if a.cmd == 'stack':
             return stack(a)
+        if a.cmd == 'pack':
+            print(f'packed round {a.round if a.round is not None else "(last)"} of {a.run} '
+                  f'into {pack.pack(a.run, a.out, a.round, a.steps)}')
+            return 0
         if a.cmd == 'patches':
             if not 0 < a.min_analysed <= 1 or (a.max_patches is not None and a.max_patches < 1):
                 raise L.DataError('--min-analysed must be in (0, 1], --max-patches positive')

@@ -88,10 +88,18 @@ def mask_stats(mask):
         'object area px, median': np.median(area),
         'object area px, 90th percentile': np.percentile(area, 90),
         'object area px, 99th percentile': np.percentile(area, 99),
+        'object area px, half the landslide pixels in larger': weighted_median(area),
         'objects under 10 px %': 100 * (area < 10).mean(),
         'elongation, median (objects >= 5 px)': np.median(np.sqrt(l1 / l2)[big]),
         'compactness 4πA/P², median (>= 5 px)': np.median((4 * np.pi * area / edges ** 2)[big]),
     }
+
+
+def weighted_median(area):
+    """The object area above which half of all landslide pixels lie (what a pixel F1 weighs)."""
+    a = np.sort(area)
+    c = np.cumsum(a)
+    return a[np.searchsorted(c, c[-1] / 2)]
 
 
 def acf_length(lum, cap=40):

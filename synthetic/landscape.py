@@ -52,7 +52,7 @@ V2 = dict(sizes=True,      # landslide areas heavy-tailed (inverse gamma), aspec
           texture=True)    # scars rough inside (debris, boulders), fresh as event inventories
 WORLDS = {'v1': {}, 'v2': V2} | {f'v2-{k}': V2 | {k: False} for k in V2}
 WORLD = 'v2'                                          # what synth() and split_patches() draw
-SCAR_AREA, SCAR_RATE = 30.0, 5.0        # v2: landslide areas' scale (px), landslides a patch
+SCAR_AREA, SCAR_RATE = 36.0, 5.0        # v2: landslide areas' scale (px), landslides a patch
 
 
 def _noise(rng, sigma, n=L.SIZE):
@@ -254,9 +254,10 @@ def _scars(rng, dom, refl, spec, slope, gy, gx, yy, xx, area):
 def _scar_size(rng, scale=SCAR_AREA):
     """v2: one landslide's semi-axes in pixels, downslope and across. Its area A (px) is drawn
     from an inverse gamma distribution with shape 1.4, the power-law tail A^-2.4 that event
-    inventories follow (Malamud et al. 2004), its scale set so that the median mapped object
-    is the real development set's (docs/realism.md), kept within 3-4000 px; its length-to-width
-    ratio lognormal about 2. -> (a, b)"""
+    inventories follow (Malamud et al. 2004), its scale set so that the median mapped object,
+    and the object that half the landslide pixels lie in, come near the real development set's
+    (docs/realism.md), kept within 3-4000 px; its length-to-width ratio lognormal about 2.5.
+    -> (a, b)"""
     A = min(3 + scale / rng.gamma(1.4), 4000)
     ratio = np.exp(rng.normal(np.log(2.5), 0.35))
     return np.sqrt(A * ratio / np.pi), np.sqrt(A / (np.pi * ratio))

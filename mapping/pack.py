@@ -51,7 +51,8 @@ def pack(run, out, rnd=None, steps=None):
     # where the run's data lay means nothing elsewhere: the source is written again from its
     # recipe when --adapt needs it
     cfg |= {'data': None, 'target_data': None, 'out': None, 'rounds': 0,
-            'packed_from': {'round': rnd, 'data': cfg['data'], 'steps': cfg['steps'],
+            'packed_from': {'round': rnd, 'data': os.path.basename(os.path.normpath(cfg['data'])),
+                            'steps': cfg['steps'],
                             'epochs': cfg['epochs']}}
     if steps:
         cfg['steps'] = steps

@@ -13,7 +13,7 @@ import pytest
 
 import landslide as L
 import predict
-from mapping import __main__ as cli, polygons, scene as S, sentinel2
+from mapping import __main__ as cli, dem, polygons, scene as S, sentinel2
 from synthetic import product
 
 rasterio = pytest.importorskip('rasterio', reason='rasterio not installed (requirements-geo.txt)')
@@ -78,7 +78,7 @@ def test_offsets_and_quantification_come_from_the_metadata(products):
 def test_horn_slope_of_a_plane():
     yy, xx = np.mgrid[0:5, 0:6].astype(float)
     z = 3.0 * xx * 10 + 4.0 * yy * 10                    # rises 3 m per metre east, 4 south
-    s = sentinel2.horn_slope(z, 10.0, 10.0)
+    s = dem.horn_slope(z, 10.0, 10.0)
     assert s.shape == (3, 6) and np.allclose(s[:, 1:-1], np.degrees(np.arctan(5.0)), atol=1e-4)
     # border columns: the missing neighbour is the centre (as gdaldem -compute_edges), so the
     # east-west difference spans one pixel, not two

@@ -30,7 +30,7 @@ import torch
 import landslide as L
 import refine
 import rundir
-from mapping import adapt, change, polygons, scene as S, sentinel2, tiles
+from mapping import adapt, aoi, change, dem, polygons, provenance, scene as S, sentinel2, tiles
 
 # the model this repository ships (mapping/pack.py made it; its MODEL_CARD.md says how)
 SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'pretrained',
@@ -124,8 +124,12 @@ def map_scenes(models, c, jobs, out, args, dev, rnd, opts=None):
         sc = src if isinstance(src, S.Scene) else \
             sentinel2.stacked(src, args.dem, out, name, log, args.cloud_buffer,
                               fringe=args.cloud_fringe, detect=args.detect_clouds,
-                              corrections=args.corrections)
+                              corrections=args.corrections, area=args.area)
         ens, adapted = (models, c), None
+        made_of = provenance.record(dict(provenance=dict(kind='scene', id=sc.name, path=sc.path))
+                                    if isinstance(src, S.Scene) else sentinel2.open_product(src),
+                                    args.dem, args.run, rnd, args.area)
+        sc.provenance = provenance.tags(made_of)
         if opts:                                    # the scene's own tiles as the target
             target = adapt.scene_target(args.run, sc.path, os.path.join(out, f'{name}_target'),
                                         truth, opts['tiles'], args.corrections)
@@ -136,7 +140,8 @@ def map_scenes(models, c, jobs, out, args, dev, rnd, opts=None):
         info = map_one(ens, sc, truth, before, out, args, dev, log)
         info.update(run=os.path.abspath(args.run), round=rnd, overlap=args.overlap,
                     scale=c.scale, models=c.models, nodata=args.nodata, threshold=0.5,
-                    adapt=adapted)
+                    adapt=adapted, **made_of)
+        info['input']['not_analysed_share'] = round(1 - info['analysed_share'], 4)
         if not isinstance(src, S.Scene):
             info['product'] = os.path.abspath(src)
         add_to(out, 'summary.json', name, info)
@@ -182,7 +187,7 @@ def map_before(models, c, product, after, out, args, dev, log):
     name = sentinel2.open_product(product)['name']
     grid = dict(crs=after.crs, transform=after.transform, width=after.W, height=after.H)
     bsc = sentinel2.stacked(product, args.dem, out, name, log, args.cloud_buffer, grid,
-                            args.cloud_fringe, args.detect_clouds, args.corrections)
+                            args.cloud_fringe, args.detect_clouds, args.corrections, args.area)
     info = tiles.map_scene(models, c, bsc, out, args.overlap, args.nodata, dev, log,
                            args.log_every)
     info.pop('quicklook_rgb')
@@ -233,13 +238,20 @@ def scene_jobs(args):
     if args.before and (args.scene or len(args.s2 or []) != 1):
         raise L.DataError(f'{args.before}: --before compares two products: give one --s2 (the '
                           f'after-date) and no --scene')
+    args.area = aoi.of_args(args)
+    if args.area and (args.scene or not args.s2):
+        raise L.DataError(f"{args.area['name']}: --aoi and --bbox cut --s2 products as they are "
+                          f'stacked; a --scene is mapped whole')
     jobs = [(sc.name, sc) for sc in (S.Scene(p, args.corrections) for p in args.scene or [])]
     for p in args.s2 or []:
         if args.dem is None:
             raise L.DataError(f'{p}: --s2 needs --dem (a DEM raster covering the product)')
-        jobs.append((sentinel2.open_product(p)['name'], p))
+        pr = sentinel2.open_product(p)
+        if args.area:                             # off the product: refused before any work
+            aoi.window(args.area, sentinel2.product_grid(pr), os.path.basename(p.rstrip('/')))
+        jobs.append((pr['name'], p))
     if args.s2:
-        sentinel2.check_dem(args.dem)
+        dem.check_dem(args.dem)
     if args.before:
         check_pair(args.s2[0], args.before)
     names = [n for n, _ in jobs]
@@ -292,9 +304,10 @@ def parse_args(argv):
     ap.add_argument('--data', help='a Landslide4Sense root: predict the patches of --split')
     ap.add_argument('--split', choices=list(L.SPLITS), default='test', help='[default: test]')
     ap.add_argument('--scene', nargs='+', help='whole scenes: .tif/.tiff, .h5 (dataset img), .npy')
-    ap.add_argument('--s2', nargs='+',
-                    help='Sentinel-2 products (.SAFE folders or .zip), L1C or L2A')
+    ap.add_argument('--s2', nargs='+', help='Sentinel-2 scenes, L1C or L2A: .SAFE folders or '
+                    '.zip, STAC items (.json), folders of band GeoTIFFs (Earth Engine downloads)')
     ap.add_argument('--dem', help='with --s2: a DEM raster in any CRS (GLO-30, SRTM, ...)')
+    aoi.add_flags(ap)
     ap.add_argument('--before', help='with one --s2 (the after-date): a product of the same '
                     'ground sensed before the event; the map then says which landslides are new')
     ap.add_argument('--change-rule', default='pixels',
@@ -357,6 +370,8 @@ def check_args(args):
         raise L.DataError(f'--overlap must be an even number in [0, {L.SIZE}), got {args.overlap}')
     if args.device == 'cuda' and not torch.cuda.is_available():
         raise L.DataError('--device cuda but no CUDA device is available')
+    if args.data is not None and (args.aoi or args.bbox):
+        raise L.DataError('--aoi and --bbox go with --s2 (whole products), not --data')
     if args.data is not None and not os.path.isdir(args.data):
         raise L.DataError(f'{args.data}: --data folder not found')
     if not args.adapt and (args.control or args.source or args.adapt_steps or (
@@ -372,7 +387,7 @@ def check_args(args):
                           'valid or test split')
     if args.adapt and int(os.environ.get('WORLD_SIZE', 1)) > 1:
         raise L.DataError('--adapt runs in one process (torchrun shares scenes among processes)')
-    return [p for p in [args.data, args.dem, args.before, *(args.scene or []),
+    return [p for p in [args.data, args.dem, args.before, args.aoi, *(args.scene or []),
                         *(args.s2 or []), *(args.truth or [])] if p]
 
 

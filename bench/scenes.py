@@ -6,6 +6,7 @@ figures.
     python -m bench.scenes map [--run runs/demo] [--sizes 2048 4096] [--paper]
     python -m bench.scenes stack [--size 10980] [--level L2A] [--pair]
     python -m bench.scenes adapt [--run pretrained/landslides-synthetic] [--size 4098]
+    python -m bench.scenes aoi [--size 10980] [--km 20]
 """
 import argparse
 import json
@@ -24,7 +25,7 @@ import predict
 import refine
 import rundir
 from bench.speed import median_time
-from mapping import change, polygons, scene as S, sentinel2
+from mapping import change, clouds, polygons, scene as S, sentinel2
 from models import MODELS, build_model
 from synthetic import landscape, product, sky
 
@@ -36,6 +37,10 @@ CHILD = f'import re, sys, predict; rc = predict.main(sys.argv[1:]); {PEAK}; sys.
 STACK_CHILD = ('import re, sys; from mapping import __main__ as m; rc = m.main(sys.argv[1:]); '
                f'{PEAK}; sys.exit(rc)')
 PAIR_CHILD = f'import re, sys; from bench import scenes; scenes.pair_child(*sys.argv[1:]); {PEAK}'
+# bytes passed through read() by the child, page cache or not: what stacking asked of the files
+RCHAR = 'print("rchar", re.search(r"rchar: (\\d+)", open("/proc/self/io").read()).group(1))'
+IO_CHILD = ('import re, sys; from mapping import __main__ as m; import rasterio; '
+            f'rc = m.main(sys.argv[1:]) if sys.argv[1:] else 0; {PEAK}; {RCHAR}; sys.exit(rc)')
 
 
 def in_child(code, argv):
@@ -191,6 +196,32 @@ def stack_bench(args):
               f') | {wall + wall2:.0f} s | {max(peak, peak2):.0f} |')
 
 
+def aoi_bench(args):
+    """A full-size synthetic L2A product stacked whole and cut to a --km x --km box at its centre
+    (--bbox), each in a child process: seconds, peak memory and the bytes read (the child's
+    rchar less a child that only imports), as a mapper's area of interest saves them."""
+    from rasterio.warp import transform
+    folder = os.path.join(args.out, f'L2A-{args.size}')
+    safe, dem = os.path.join(folder, 'product.SAFE'), os.path.join(folder, 'dem.tif')
+    if not os.path.isdir(safe):
+        write_big_product(folder, args.size, 'L2A')
+    base = int(in_child(IO_CHILD, [])[0].split('rchar')[-1].split()[0])
+    half, (x0, y0) = args.km * 500, (500000.0 + args.size * 5, 3100000.0 - args.size * 5)
+    lon, lat = transform('EPSG:32645', 'EPSG:4326', [x0 - half, x0 + half], [y0 - half, y0 + half])
+    rows = []
+    for name, extra in (('whole tile', []), (f'{args.km} x {args.km} km box', [
+            '--bbox', *(f'{v:.6f}' for v in (lon[0], lat[0], lon[1], lat[1]))])):
+        out = os.path.join(args.out, f"aoi-{len(rows)}.tif")
+        for f in (out, clouds.sidecar(out)):
+            if os.path.exists(f):
+                os.remove(f)
+        text, wall, peak = in_child(IO_CHILD, ['stack', safe, '--dem', dem, '--out', out] + extra)
+        read = (int(text.split('rchar')[-1].split()[0]) - base) / 2 ** 20
+        rows.append(f'| {name} | {wall:.0f} s | {read:.0f} MiB | {peak:.0f} MiB |')
+    print(f'\n| {args.size} x {args.size} L2A product, stacked | seconds | read | peak memory |\n'
+          f'|---|---|---|---|\n' + '\n'.join(rows))
+
+
 def pair_child(after, product, dem, out):
     """The before half of a pair: product stacked onto the after stack's grid, two maps made
     from the stacks (NDVI under 0.3: landslide), dated by change.classify and written, as
@@ -309,8 +340,13 @@ def main(argv=None):
     ad.add_argument('--run', default=predict.SHIPPED, help='[default: the shipped model]')
     ad.add_argument('--size', type=int, default=4098, help='10 m pixels per side [default: 4098]')
     ad.add_argument('--out', default='runs/bench-adapt')
+    ar = sub.add_parser('aoi', help='stacking a whole tile against a box of it: seconds, bytes')
+    ar.add_argument('--size', type=int, default=10980, help='[default: 10980, a full tile]')
+    ar.add_argument('--km', type=float, default=20.0, help='the box side [default: 20 km]')
+    ar.add_argument('--out', default='runs/bench-stack')
     args = ap.parse_args(argv)
-    {'map': scene_bench, 'stack': stack_bench, 'adapt': adapt_bench}[args.cmd](args)
+    {'map': scene_bench, 'stack': stack_bench, 'adapt': adapt_bench,
+     'aoi': aoi_bench}[args.cmd](args)
     return 0
 
 

@@ -10,16 +10,18 @@ import os
 import sys
 
 import landslide as L
-from mapping import clouds, pack, patches, sentinel2
+from mapping import aoi, clouds, pack, patches, sentinel2
 
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     sub = ap.add_subparsers(dest='cmd', required=True)
-    s = sub.add_parser('stack', help='a Sentinel-2 product (.SAFE or .zip) and a DEM -> a scene')
+    s = sub.add_parser('stack', help='a Sentinel-2 product (.SAFE, .zip, a STAC item, a folder of '
+                       'band GeoTIFFs) and a DEM -> a scene')
     s.add_argument('product')
     s.add_argument('--dem', required=True, help='a DEM raster in any CRS (GLO-30, SRTM, ...)')
     s.add_argument('--out', required=True, help='the scene to write (.tif)')
+    aoi.add_flags(s)
     s.add_argument('--cloud-buffer', type=int, default=0,
                    help='10 m pixels around clouds, cirrus and shadows also left unanalysed')
     s.add_argument('--cloud-fringe', type=int, default=1, help="cells of the product's mask "
@@ -90,7 +92,7 @@ def stack(a):
     if not 0 <= a.cloud_fringe <= 5:
         raise L.DataError(f'--cloud-fringe must be 0 to 5 cells, got {a.cloud_fringe}')
     info = sentinel2.stack(a.product, a.dem, a.out, buffer=a.cloud_buffer, fringe=a.cloud_fringe,
-                           detect=a.detect_clouds)
+                           detect=a.detect_clouds, area=aoi.of_args(a))
     mask = f", {info['not_analysed']} not analysed ({clouds.sidecar(a.out)})" \
         if info['mask'] else ''
     print(f"wrote {info['path']}: {info['level']}, {info['size'][0]} x {info['size'][1]}, "

@@ -37,6 +37,7 @@ class Scene:
         self.name = os.path.splitext(os.path.basename(path))[0]
         self.crs = self.transform = self.nodata = self.clouds = self._clouds = None
         self.edges = self.cirrus = None
+        self.provenance = {}                     # tags for the maps made of it (provenance.py)
         if self.fmt is None:
             raise L.DataError(f"{path}: unknown scene format (use {', '.join(FORMATS)})")
         if not os.path.isfile(path):
@@ -182,6 +183,7 @@ class Writer:
                 self.tmp, 'w', driver='GTiff', height=H, width=W, count=1, dtype=dtype,
                 crs=scene.crs, transform=scene.transform, nodata=nodata, compress='deflate',
                 tiled=True, predictor=2 if dtype == 'uint8' else 3, BIGTIFF='IF_SAFER')
+            self._f.update_tags(**scene.provenance)
             if classes:
                 self._f.update_tags(1, CLASSES=';'.join(f'{k}={v[0]}' for k, v in classes.items()))
                 self._f.write_colormap(1, {k: classes.get(k, ('', (0, 0, 0, 0)))[1]

@@ -6,24 +6,22 @@ opens it and a later run reuses it; streamed in bands of rows, never the whole t
     python predict.py --run RUN --s2 PRODUCT.zip --dem DEM.tif --out maps   # stack, then map
 
 - Layouts: Level-2A (GRANULE/*/IMG_DATA/R10m, R20m, R60m; no B10) and Level-1C
-  (GRANULE/*/IMG_DATA/*_Bxx.jp2), as a .SAFE folder or its .zip. Each band is read from its
+  (GRANULE/*/IMG_DATA/*_Bxx.jp2), as a .SAFE folder or its .zip; STAC items and folders of band
+  GeoTIFFs are opened by stac.py into the same product. Each band is read from its
   finest file and resampled bilinearly onto the 10 m grid of B02 (same CRS, transform, size):
   bilinear as the paper's scale promotion is, and it stays within the range of the pixels it
-  blends (cubic overshoots at edges). DN 0 is no data, and a pixel where any band has none is
-  no data in every band (NaN).
+  blends (cubic overshoots at edges). DN 0 is no data, in every band where any band has none.
 - Reflectance = (DN + offset) / quantification, both from the product's metadata (offset
   BOA_ADD_OFFSET in L2A, RADIO_ADD_OFFSET in L1C, since processing baseline 04.00; 0 before).
   Landslide4Sense's patches held other units (divided by a per-band mean): harmless, since
   predict.py normalizes every scene by its own per-band statistics (separated normalization).
-- L2A has no B10 (cirrus, an atmospheric band that says nothing of the ground): it is filled with
-  one constant, which a scene's own normalization turns into 0, the value the networks saw on
-  average. docs/mapping.md gives what that costs. What reading the stack corrected needs is kept
-  in its tags: L1C's clear B10 by elevation (cirrus.py), B1's line on B2 (edges.py).
+- L2A has no B10 (cirrus, says nothing of the ground): one constant, which a scene's own
+  normalization turns into 0 (docs/mapping.md gives the cost). The stack's tags keep what
+  reading it corrected needs: L1C's clear B10 by elevation (cirrus.py), B1's line on B2 (edges.py).
 - The DEM, in any CRS, is warped bilinearly onto the grid; slope in degrees by Horn's method
-  (as `gdaldem slope` defines it) at the grid's pixel size; at the grid's edges a missing
-  neighbour takes the centre's value (as `gdaldem slope -compute_edges`).
-  Pixels the DEM does not cover are no data (a warning gives the covered share); a DEM that does
-  not overlap the product, or holds no elevation over it, is an error.
+  (`gdaldem slope`, with -compute_edges at the grid's edges) at the grid's pixel size. Pixels
+  the DEM does not cover are no data (a warning gives the share); a DEM that does not overlap
+  the product, or holds no elevation over it, is an error.
 Needs rasterio (pip install -r requirements-geo.txt): its wheels carry the JPEG 2000 driver.
 """
 import contextlib
@@ -35,9 +33,9 @@ import zipfile
 import numpy as np
 
 import landslide as L
-from mapping import cirrus, clouds, edges, fringes, scene as S, shadows
+from mapping import aoi, cirrus, clouds, dem as dem_, edges, fringes, scene as S, shadows, stac
 
-BANDS = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B09', 'B10', 'B11', 'B12']
+BANDS = stac.BANDS
 BAND_ORDER = BANDS[:8] + ['B8A'] + BANDS[8:]   # the metadata's band_id 0..12
 DESCRIPTIONS = BANDS + ['slope (degrees)', 'DEM (m)']
 B10_FILL = 0.0                                  # reflectance given to L2A's missing B10
@@ -45,8 +43,11 @@ ROWS = 1024                                     # rows per streamed band (JPEG 2
 FILE = re.compile(r'_(B0[1-9]|B1[0-2]|B8A)(?:_(\d+)m)?\.jp2$', re.IGNORECASE)
 
 
-def _metadata_name(names):
-    return next((n for n in names if re.fullmatch(r'(.*/)?MTD_MSIL(1C|2A)\.xml', n, re.I)), None)
+MTD, MTD_TL = r'(.*/)?MTD_MSIL(1C|2A)\.xml', r'(.*/)?GRANULE/[^/]+/MTD_TL\.xml'
+
+
+def _named(names, pattern):
+    return next((n for n in names if re.fullmatch(pattern, n, re.I)), None)
 
 
 def open_product(path):
@@ -57,11 +58,13 @@ def open_product(path):
     p = path.rstrip('/')
     if not os.path.exists(p):
         raise L.DataError(f'{path}: Sentinel-2 product not found')
+    if p.lower().endswith('.json'):
+        return stac.open_item(path)
     if p.lower().endswith('.zip'):
         try:
             with zipfile.ZipFile(p) as z:
                 names = z.namelist()
-                meta, tile = _metadata_name(names), _tile_metadata_name(names)
+                meta, tile = _named(names, MTD), _named(names, MTD_TL)
                 xml = z.read(meta) if meta else None
                 tile_xml = z.read(tile) if tile else b''
         except (zipfile.BadZipFile, OSError) as e:
@@ -70,12 +73,15 @@ def open_product(path):
         root = f'/vsizip/{os.path.abspath(p)}/'
     else:
         if not os.path.isdir(p):
-            raise L.DataError(f'{path}: not a Sentinel-2 product (a .SAFE folder or its .zip)')
+            raise L.DataError(f'{path}: not a Sentinel-2 product (a .SAFE folder or its .zip, a '
+                              f'STAC item .json or a folder of band GeoTIFFs)')
         names = [os.path.relpath(os.path.join(d, f), p) for d, _, fs in os.walk(p) for f in fs]
-        meta, tile = _metadata_name(names), _tile_metadata_name(names)
+        meta, tile = _named(names, MTD), _named(names, MTD_TL)
         xml = open(os.path.join(p, meta), 'rb').read() if meta else None
         tile_xml = open(os.path.join(p, tile), 'rb').read() if tile else b''
         root = os.path.abspath(p) + '/'
+    if meta is None and os.path.isdir(p) and not p.lower().endswith('.safe'):
+        return stac.open_folder(path)             # per-band GeoTIFFs (Earth Engine's downloads)
     if meta is None:
         raise L.DataError(f'{path}: not a Sentinel-2 product (no MTD_MSIL1C.xml or MTD_MSIL2A.xml)')
     level = 'L1C' if '1C' in os.path.basename(meta).upper() else 'L2A'
@@ -86,11 +92,6 @@ def open_product(path):
     product['mask'], product['mask_warning'] = clouds.find(names, root, level, listed)
     product['sun'] = shadows.sun_angles(tile_xml.decode('utf-8', 'replace'))
     return product
-
-
-def _tile_metadata_name(names):
-    return next((n for n in names if re.fullmatch(r'(.*/)?GRANULE/[^/]+/MTD_TL\.xml', n, re.I)),
-                None)
 
 
 def _band_files(names, root, path, level):
@@ -145,7 +146,7 @@ def _radiometry(xml, where):
 # ----------------------------------------------------------------------------- stacking
 
 def stack(product_path, dem_path, out, log=print, buffer=0, grid=None, fringe=fringes.CELLS,
-          detect=False):
+          detect=False, area=None):
     """Stack a product and a DEM into out (GeoTIFF, 14 float32 bands, NaN = no data) and its
     cloud mask into <out>_clouds.tif (clouds.CLASSES; its clouds' fringes, fringes.py; `buffer`
     pixels around clouds; without a mask and with `detect`, clouds from the spectra alone), on
@@ -155,7 +156,7 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None, fringe=fr
     rio = L.rasterio_for(out)
     from rasterio.vrt import WarpedVRT
     pr = open_product(product_path)
-    srcs, dem, grid = _open_inputs(rio, pr, dem_path, grid)
+    srcs, dem, grid, geoms = _open_inputs(rio, pr, dem_path, grid, area)
     H, W, tr = grid['height'], grid['width'], grid['transform']
     res = rio.enums.Resampling.bilinear
     mask = on_grid_mask(rio, pr, grid, buffer, detect, log)
@@ -179,8 +180,8 @@ def stack(product_path, dem_path, out, log=print, buffer=0, grid=None, fringe=fr
             if mdst is not None:
                 clouds.write_tags(mdst, buffer, fringe, pr['mask']['kind'] == 'spectral')
             counts.update(_write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe,
-                                      edges.cell(abs(srcs['B01'].transform.a), abs(tr.a))))
-            dst.update_tags(**_tags(counts))
+                                      edges.cell(abs(srcs['B01'].transform.a), abs(tr.a)), geoms))
+            dst.update_tags(**_tags(counts), **({'AOI': aoi.key(area)} if area else {}))
         if tmp_mask and pr['mask']['kind'] != 'SCL':   # L1C's masks have no cloud shadows
             counts['unseen'] += find_shadows(tmp, tmp_mask, pr, buffer, log)
         if counts['covered'] == 0 and counts['no_dem'] > 0:
@@ -235,17 +236,17 @@ def find_shadows(stack, mask, pr, buffer, log):
 
 
 def stacked(product, dem, out, name, log, buffer=0, grid=None, fringe=fringes.CELLS,
-            detect=False, corrections=S.CORRECT):
+            detect=False, corrections=S.CORRECT, area=None):
     """The product stacked with the DEM into <out>/<name>.tif, its cloud mask beside it (a
     finished stack is reused when its mask was made as asked); opened as a Scene that reads it
     with the `corrections` asked (scene.CORRECT unless told)."""
     path = os.path.join(out, f'{name}.tif')
-    if os.path.exists(path) and stack_on_grid(path, grid) and \
+    if os.path.exists(path) and stack_on_grid(path, grid, area) and \
             mask_as_asked(stack_mask(path), buffer, fringe, detect):
         log(f'{name}: stacked earlier, reused {path}')
     else:
         log(f'{name}: stacking {product} with {dem}...')
-        info = stack(product, dem, path, log, buffer, grid, fringe, detect)
+        info = stack(product, dem, path, log, buffer, grid, fringe, detect, area)
         if info['mask']:
             log(f"{name}: not analysed: {info['not_analysed']} pixels by its "
                 f"{os.path.basename(info['mask'])}, {info['fringe']} of them at its clouds' edges "
@@ -262,12 +263,12 @@ def mask_as_asked(made, buffer, fringe, detect):
     return (b, f) == (buffer, fringe) and (detect or not from_spectra)
 
 
-def stack_on_grid(path, grid):
-    """Whether a stack lies on grid (None: any grid will do)."""
-    if grid is None:
-        return True
+def stack_on_grid(path, grid, area=None):
+    """Whether a stack lies on grid (None: any grid will do), cut to the same area or to none."""
     with L.rasterio_for(path).open(path) as f:
-        return (f.crs, f.transform, f.width, f.height) == \
+        if f.tags().get('AOI') != (aoi.key(area) if area else None):
+            return False
+        return grid is None or (f.crs, f.transform, f.width, f.height) == \
             (grid['crs'], grid['transform'], grid['width'], grid['height'])
 
 
@@ -283,26 +284,39 @@ def stack_mask(path):
             t.get('CLOUDS_FROM_SPECTRA') == 'yes')
 
 
-def _open_inputs(rio, pr, dem_path, grid=None):
-    """The product's bands and the DEM opened, and the grid to stack on (B02's by default), both
-    checked to overlap it. -> ({band: dataset}, DEM dataset, grid)"""
+def _open_inputs(rio, pr, dem_path, grid=None, area=None):
+    """The product's bands and the DEM opened, and the grid to stack on (B02's by default; with
+    an area, its window over the area), both checked to overlap it.
+    -> ({band: dataset}, DEM dataset, grid, the area's polygons in its CRS or None)"""
     from rasterio.warp import transform_bounds
     srcs = {b: open_band(rio, pr, b) for b in pr['files']}
     ref = srcs['B02']
     for b, s in srcs.items():
         if s.crs != ref.crs:
             raise L.DataError(f"{pr['files'][b]}: CRS {s.crs} differs from B02's {ref.crs}")
-    grid = grid or dict(crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height)
+    grid, geoms = grid or product_grid(pr, ref), None
+    if area:                                      # the window over it, no data outside it
+        grid, geoms = aoi.window(area, grid, os.path.basename(pr['path'].rstrip('/')))
     tr = grid['transform']
     bounds = (tr.c, tr.f + grid['height'] * tr.e, tr.c + grid['width'] * tr.a, tr.f)
     if not overlaps(transform_bounds(ref.crs, grid['crs'], *ref.bounds), bounds):
         raise L.DataError(f"{pr['path']}: the product does not overlap the grid it is to be "
                           f'stacked on')
-    dem = _open_dem(rio, dem_path)
+    dem = dem_.open_dem(rio, dem_path)
     if not overlaps(transform_bounds(dem.crs, grid['crs'], *dem.bounds), bounds):
         raise L.DataError(f'{dem_path}: the DEM does not overlap the product '
                           f"({os.path.basename(pr['path'].rstrip('/'))})")
-    return srcs, dem, grid
+    return srcs, dem, grid, geoms
+
+
+def product_grid(pr, b02=None):
+    """The grid a product is stacked on: a folder's metric grid (stac.py), else B02's 10 m one.
+    -> dict(crs, transform, width, height)"""
+    if pr.get('grid'):
+        return pr['grid']
+    with contextlib.nullcontext(b02) if b02 else open_band(L.rasterio_for(pr['path']), pr,
+                                                           'B02') as ref:
+        return dict(crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height)
 
 
 def on_grid(src, grid, WarpedVRT, resampling):
@@ -313,7 +327,7 @@ def on_grid(src, grid, WarpedVRT, resampling):
     return src if same else WarpedVRT(src, resampling=resampling, src_nodata=0, nodata=0, **grid)
 
 
-def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe, b1_cell):
+def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe, b1_cell, geoms=None):
     """Stream the stack into dst, and the cloud mask into mdst, in bands of ROWS rows; a
     mask's fringes refined from the spectra (fringes.py).
     -> dict(covered: pixels with data, nodata: without, no_dem: with imagery but no elevation,
@@ -340,10 +354,10 @@ def _write_rows(dst, mdst, vrts, dvrt, mask, pr, dem_path, grid, fringe, b1_cell
         lo, hi = max(a - 1, 0), min(a + n + 1, H)  # one row of halo each side for the slope
         z = _read(dvrt, Window(0, lo, W, hi - lo), dem_path)
         z = np.pad(z, ((a - lo == 0, a + n + 1 - hi), (0, 0)), mode='edge')
-        out[12], out[13] = horn_slope(z, xres, yres), z[1:-1]
+        out[12], out[13] = dem_.horn_slope(z, xres, yres), z[1:-1]
         gap = ~np.isfinite(out[12]) & ~bad
         n_['no_dem'] += int(gap.sum())
-        bad |= gap
+        bad |= gap | (~aoi.inside(geoms, grid, a, n) if geoms else False)
         out[:, bad] = np.nan
         dst.write(out, window=Window(0, a, W, n))
         seen = ~bad
@@ -397,44 +411,12 @@ def _mask_rows(mdst, mask, out, bad, a, w, cell, pr, n_):
     return m, (m == 0) & (clouds.dilate(c, cell)[a - lo:a - lo + n] != 6)
 
 
-def horn_slope(z, xres, yres):
-    """Slope in degrees by Horn's method (gdaldem slope): z float [h + 2, w] with a row of halo
-    above and below; at the left and right border the missing neighbour is the centre
-    (gdaldem's -compute_edges; the caller pads rows alike). A pixel whose 3 x 3
-    window holds NaN is NaN. -> float32 [h, w]"""
-    p = np.pad(z, ((0, 0), (1, 1)), mode='edge')
-    a, b, c = p[:-2, :-2], p[:-2, 1:-1], p[:-2, 2:]
-    d, f = p[1:-1, :-2], p[1:-1, 2:]
-    g, h, i = p[2:, :-2], p[2:, 1:-1], p[2:, 2:]
-    dzdx = ((c + 2 * f + i) - (a + 2 * d + g)) / (8 * xres)
-    dzdy = ((g + 2 * h + i) - (a + 2 * b + c)) / (8 * yres)
-    return np.degrees(np.arctan(np.hypot(dzdx, dzdy))).astype(np.float32)
-
-
 def open_band(rio, pr, band):
-    path = pr['files'][band]
     try:
-        return rio.open(path)
+        return rio.open(pr['files'][band])
     except Exception as e:
-        raise L.DataError(f'{path}: unreadable band file, truncated or corrupt? '
+        raise L.DataError(f"{pr['files'][band]}: unreadable band file, truncated or corrupt? "
                           f'({e.__class__.__name__})')
-
-
-def check_dem(path):
-    """A DEM that is readable and georeferenced (predict.py checks before any work)."""
-    _open_dem(L.rasterio_for(path), path).close()
-
-
-def _open_dem(rio, path):
-    if not os.path.isfile(path):
-        raise L.DataError(f'{path}: DEM not found')
-    try:
-        dem = rio.open(path)
-    except Exception as e:
-        raise L.DataError(f'{path}: not a readable DEM raster ({e.__class__.__name__})')
-    if dem.crs is None:
-        raise L.DataError(f'{path}: the DEM has no CRS')
-    return dem
 
 
 def _read(src, window, what):

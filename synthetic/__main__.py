@@ -9,12 +9,14 @@ soil, older scars and haze (docs/method.md: the synthetic data).
     python -m synthetic scene scenes/ --size 2048 --shift 1.0 --seed 0
     python -m synthetic product products/ --level L2A --size 768 [--zip] [--clouds 0.3]
     python -m synthetic event event/ --level L2A [--clouds 0.2] [--before-tile]
+    python -m synthetic items products/S2B_MSIL2A_....SAFE items/   # STAC items, an EE folder
 """
 import argparse
+import os
 import sys
 
 import landslide as L
-from synthetic import event, landscape, product
+from synthetic import event, items, landscape, product
 
 
 def parse_args(argv):
@@ -55,6 +57,12 @@ def parse_args(argv):
     s.add_argument('--before-tile', action='store_true',
                    help='the before-date on a neighbouring tile in the next UTM zone')
     s.add_argument('--seed', type=int, default=0)
+    s = sub.add_parser('items', help="a product written again as the three catalogues' STAC "
+                       'items (local COGs) and as an Earth Engine download folder')
+    s.add_argument('product', help='a .SAFE folder written by `product`')
+    s.add_argument('out', help='folder for pc.json, earthsearch.json, cdse.json, cogs/, ee/')
+    s.add_argument('--lost-offset', action='store_true', help="Earth Search's COGs without "
+                   'the +1000 offset their item still declares (earth-search #66, #71)')
     s = sub.add_parser('scene',
                        help='one coherent synthetic scene (HDF5; GeoTIFF with rasterio)')
     s.add_argument('out', help='folder for scene.h5 (img, mask), scene.tif and scene_mask.tif')
@@ -81,6 +89,14 @@ def main(argv=None):
                      '--clouds in [0, 1)')
         paths = event.synth_event(a.out, a.size, a.seed, a.level, a.clouds,
                                   a.before_tile)
+        print('wrote ' + ', '.join(paths.values()))
+        return
+    if a.cmd == 'items':
+        if not os.path.isdir(os.path.join(a.product, 'GRANULE')):
+            sys.exit(f'error: {a.product}: not a .SAFE folder written by `python -m synthetic '
+                     f'product`')
+        paths = items.write_items(a.product, a.out, a.lost_offset)
+        paths['ee'] = items.write_ee_folder(a.product, f'{a.out}/ee')
         print('wrote ' + ', '.join(paths.values()))
         return
     if a.cmd == 'scene':

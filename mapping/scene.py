@@ -183,7 +183,7 @@ class Writer:
                 self.tmp, 'w', driver='GTiff', height=H, width=W, count=1, dtype=dtype,
                 crs=scene.crs, transform=scene.transform, nodata=nodata, compress='deflate',
                 tiled=True, predictor=2 if dtype == 'uint8' else 3, BIGTIFF='IF_SAFER')
-            self._f.update_tags(**scene.provenance)
+            self._f.update_tags(**getattr(scene, 'provenance', {}))   # a grid may stand in
             if classes:
                 self._f.update_tags(1, CLASSES=';'.join(f'{k}={v[0]}' for k, v in classes.items()))
                 self._f.write_colormap(1, {k: classes.get(k, ('', (0, 0, 0, 0)))[1]

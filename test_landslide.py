@@ -181,6 +181,18 @@ def test_synth_layout_and_determinism(tmp_path):
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+def test_a_randomized_world_draws_each_patch_its_own_flags_and_paints_with_them():
+    dom = landscape.domain(0.0, 0, world='random')
+    flags = [landscape.one_world(np.random.default_rng(i), dom)['world'] for i in range(40)]
+    assert all({f[k] for f in flags} == {True, False} for k in landscape.V2)
+    rng = np.random.default_rng(5)                  # the patch is its drawn world's patch
+    drawn = landscape.one_world(rng, dom)
+    a = landscape.synth_patch(np.random.default_rng(5), dom)[0]
+    assert np.array_equal(a, landscape.synth_patch(rng, drawn)[0])
+    v2, rng = landscape.domain(0.0, 0), np.random.default_rng(5)
+    assert landscape.one_world(rng, v2) is v2 and rng.random() == np.random.default_rng(5).random()
+
+
 def test_synth_looks_like_the_problem(tiny):
     _, ip, mp = L.list_split(tiny, 'train')
     x = np.stack([L.read_image(p) for p in ip])

@@ -14,7 +14,8 @@ method's benchmarks are drawn from; and v2, the default for patches, held agains
 Landslide4Sense statistics (python -m bench.realism; docs/realism.md): landslide areas heavy-tailed
 and clustered by event, denser forest, top-of-atmosphere light, elevations of the competition's
 regions, cosine illumination, bright river beds. Each of v2's changes is one flag, and
-'v2-<flag>' is v2 without it (bench.sim2real measures each).
+'v2-<flag>' is v2 without it (bench.sim2real measures each); 'random' draws each patch's flags
+at random, the worlds between v1 and v2, which the shipped model (pretrained/) is trained across.
 
 product.py writes Sentinel-2 products and pre-stacked scenes from the same landscape.
 """
@@ -51,6 +52,10 @@ V2 = dict(sizes=True,      # landslide areas heavy-tailed (inverse gamma), aspec
           looks=True,      # bright river beds in the valleys, fewer rock outcrops
           texture=True)    # scars rough inside (debris, boulders), fresh as event inventories
 WORLDS = {'v1': {}, 'v2': V2} | {f'v2-{k}': V2 | {k: False} for k in V2}
+# domain randomization (Tobin et al. 2017): each patch (or scene) its own world, each of v2's
+# changes on or off with even odds, so that a network sees the 128 worlds between v1 and v2 and
+# has to learn what their landslides share rather than one world's look
+WORLDS['random'] = {'random': 0.5}
 WORLD = 'v2'                                          # what synth() and split_patches() draw
 SCAR_AREA, SCAR_RATE = 36.0, 5.0        # v2: landslide areas' scale (px), landslides a patch
 
@@ -109,9 +114,19 @@ def synth_patch(rng, dom, n=L.SIZE, cover=False, native=True):
     every band as drawn at 10 m (what product.py averages into a product's band files).
     -> (img float32 [n, n, 14], mask uint8 [n, n]); with cover=True also what lies where, uint8
     [n, n] indexing COVER (the same draws: the image and mask do not change)"""
+    dom = one_world(rng, dom)
     g = draw_ground(rng, dom, n)
     img = sense(g, g['refl'], rng, dom, native)
     return (img, g['mask'].astype(np.uint8)) + ((g['cover'],) if cover else ())
+
+
+def one_world(rng, dom):
+    """dom as one patch or scene sees it: a randomized world's flags drawn for it (each on with
+    the world's odds); any other world unchanged, and rng untouched. -> dict"""
+    odds = dom.get('world', {}).get('random')
+    if odds is None:
+        return dom
+    return dom | {'world': {k: bool(rng.random() < odds) for k in V2}}
 
 
 def draw_ground(rng, dom, n):

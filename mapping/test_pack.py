@@ -64,7 +64,8 @@ def test_the_shipped_model_maps_a_product_with_no_run(tmp_path):
     with rasterio.open(out / f'{name}_landslide.tif') as f:
         classes = np.unique(f.read(1))
     assert set(classes) <= {0, 1, 255}
-    assert json.load(open(out / 'metrics.json'))[name]['pixels']['f1'] >= 0.0
+    # a product of world v1, one corner of the worlds the model was trained across
+    assert json.load(open(out / 'metrics.json'))[name]['pixels']['f1'] > 0.6
 
 
 def test_a_missing_model_file_is_one_line_exit_2(tmp_path, capsys):
